@@ -1,0 +1,1 @@
+pytest_plugins = ["rateline_shared.testing"]

@@ -1,0 +1,4 @@
+"""What every Rateline service shares.
+
+Nothing in here imports a service; services import from here. See docs/architecture.md.
+"""
