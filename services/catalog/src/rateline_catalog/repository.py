@@ -1,0 +1,76 @@
+"""Queries. Every query is scoped by tenant; functions only execute, the unit of work commits."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rateline_catalog.db import plan_rates, plans
+from rateline_shared.pagination import page_of, paginate
+
+
+async def insert_plan(
+    session: AsyncSession, values: dict[str, Any], rates: list[dict[str, Any]]
+) -> RowMapping | None:
+    """Insert a plan and its rates; ``None`` when the tenant already has a plan with that code."""
+    stmt = (
+        pg_insert(plans)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[plans.c.tenant, plans.c.code])
+        .returning(plans)
+    )
+    row = (await session.execute(stmt)).mappings().first()
+    if row is None:
+        return None
+    if rates:
+        await session.execute(
+            insert(plan_rates),
+            [
+                {**rate, "plan_id": values["id"], "tenant": values["tenant"], "position": i}
+                for i, rate in enumerate(rates)
+            ],
+        )
+    return row
+
+
+async def rates_of(
+    session: AsyncSession, tenant: str, plan_ids: list[str]
+) -> dict[str, list[RowMapping]]:
+    if not plan_ids:
+        return {}
+    stmt = (
+        select(plan_rates)
+        .where(plan_rates.c.tenant == tenant, plan_rates.c.plan_id.in_(plan_ids))
+        .order_by(plan_rates.c.plan_id, plan_rates.c.position)
+    )
+    grouped: dict[str, list[RowMapping]] = defaultdict(list)
+    for row in (await session.execute(stmt)).mappings():
+        grouped[row["plan_id"]].append(row)
+    return grouped
+
+
+async def get_plan(session: AsyncSession, tenant: str, plan_id: str) -> RowMapping | None:
+    stmt = select(plans).where(plans.c.tenant == tenant, plans.c.id == plan_id)
+    return (await session.execute(stmt)).mappings().first()
+
+
+async def list_plans(
+    session: AsyncSession,
+    tenant: str,
+    *,
+    cursor: str | None,
+    limit: int,
+    filters: dict[str, Any],
+) -> tuple[list[RowMapping], str | None]:
+    stmt = select(plans).where(plans.c.tenant == tenant)
+    for column, value in filters.items():
+        if value is not None:
+            stmt = stmt.where(plans.c[column] == value)
+    stmt = paginate(stmt, plans.c.created_at, plans.c.id, cursor, limit)
+    rows = list((await session.execute(stmt)).mappings().all())
+    return page_of(rows, limit)

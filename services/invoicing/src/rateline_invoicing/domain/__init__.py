@@ -1,0 +1,1 @@
+"""Pure invoicing rules (no I/O): billing periods, invoice building, numbering, settlement."""
