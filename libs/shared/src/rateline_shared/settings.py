@@ -24,7 +24,7 @@ class ServiceSettings(BaseSettings):
     nats_url: str = "nats://127.0.0.1:4222"
     # Where to find the gateway's signing keys. ``jwks_json`` (an inline JWKS document) wins
     # over ``jwks_url``; tests use it, deployments use the URL.
-    jwks_url: str = "http://127.0.0.1:8080/.well-known/jwks.json"
+    jwks_url: str = "http://127.0.0.1:8100/.well-known/jwks.json"
     jwks_json: str | None = None
     jwt_issuer: str = "rateline-gateway"
     jwt_audience: str = "rateline"

@@ -13,7 +13,7 @@ from rateline_customer.db import accounts, lines, plans, subscriptions
 
 
 async def insert_row(session: AsyncSession, table: Table, values: dict[str, Any]) -> RowMapping:
-    row = (await session.execute(insert(table).values(**values).returning(table))).mappings().one()
+    row: RowMapping = (await session.execute(insert(table).values(**values).returning(table))).mappings().one()
     return row
 
 

@@ -5,6 +5,7 @@ the API and the event payloads accept (15 integer digits, 12 decimals), so stori
 never rounds it. Floats never touch money.
 """
 
+from rateline_shared.db import new_metadata
 from sqlalchemy import (
     Boolean,
     Column,
@@ -19,8 +20,6 @@ from sqlalchemy import (
     func,
     text,
 )
-
-from rateline_shared.db import new_metadata
 
 metadata = new_metadata()
 

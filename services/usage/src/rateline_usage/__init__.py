@@ -1,0 +1,1 @@
+"""Rateline usage service: usage intake, mediation, rating and the rejected-record queue."""

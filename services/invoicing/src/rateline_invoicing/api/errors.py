@@ -1,0 +1,16 @@
+"""Mapping of domain errors to problems."""
+
+from __future__ import annotations
+
+from rateline_shared.errors import Unprocessable
+
+from rateline_invoicing.domain.errors import PeriodError
+
+
+def period_problem(err: PeriodError, location: str) -> Unprocessable:
+    return Unprocessable(
+        err.message,
+        slug="invalid-period",
+        title="Invalid billing period",
+        errors=[{"field": err.field, "location": location, "code": err.code, "message": err.message}],
+    )

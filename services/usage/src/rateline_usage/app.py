@@ -1,0 +1,33 @@
+"""App factory of the usage service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from rateline_shared.deadletters import dead_letters_router
+from rateline_shared.service import build_service_app
+
+from rateline_usage.api import records, subscribers
+from rateline_usage.events import CONSUMERS, SERVICE
+from rateline_usage.settings import UsageSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(settings: UsageSettings | None = None) -> FastAPI:
+    settings = settings or UsageSettings()
+    app = build_service_app(
+        service=SERVICE,
+        title="Rateline usage service",
+        description=(
+            "Usage intake (batches of CDRs), mediation, rating from projections of customer and "
+            "catalog events, and the rejected-record queue."
+        ),
+        settings=settings,
+        routers=[records.router, subscribers.router, dead_letters_router(SERVICE)],
+        consumers=CONSUMERS,
+        migrations_dir=MIGRATIONS,
+    )
+    app.state.usage_settings = settings
+    return app

@@ -1,0 +1,1 @@
+"""Pure usage logic (mediation, guiding, rating): no I/O here."""

@@ -1,0 +1,1 @@
+"""Pure webhook rules: no I/O here."""
