@@ -115,8 +115,8 @@ class Outcomes:
             for m in await self.sub.fetch(50, timeout=0.2):
                 self.events.append(json.loads(m.data))
                 await m.ack()
-        except nats.errors.TimeoutError:
-            pass
+        except (TimeoutError, nats.errors.TimeoutError):
+            pass  # nothing new (nats-py raises either, depending on where the wait ran out)
         return self.events
 
     def of(self, invoice_id: str) -> list[dict[str, Any]]:

@@ -26,7 +26,9 @@ from rateline_shared.events.payloads import InvoiceFinalized, PaymentOutcome
 from rateline_shared.testing import running_service, service_settings, wait_until
 from rateline_webhooks.app import MIGRATIONS, create_app
 from rateline_webhooks.db import delivery_attempts, webhook_deliveries
-from rateline_webhooks.repository import ENDPOINT_DISABLED, LOST_ATTEMPT
+from rateline_webhooks.delivery import send
+from rateline_webhooks.domain.endpoints import new_secret
+from rateline_webhooks.repository import ENDPOINT_DISABLED, LOST_ATTEMPT, Claim
 from rateline_webhooks.settings import WebhooksSettings
 from sqlalchemy import insert
 from standardwebhooks import Webhook
@@ -52,6 +54,7 @@ class Receiver:
     hits: dict[str, list[Hit]] = field(default_factory=dict)
     forged: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    release: threading.Event = field(default_factory=threading.Event)  # for planned hangs (-1)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}/{path}"
@@ -89,6 +92,9 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             status = rec.handle(self.path.lstrip("/"), dict(self.headers.items()), body)
+            if status == -1:  # hang until the test lets go
+                rec.release.wait(30)
+                status = 200
             self.send_response(status)
             self.send_header("content-length", "2")
             self.end_headers()
@@ -102,6 +108,7 @@ def receiver() -> Iterator[Receiver]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield rec
+    rec.release.set()
     server.shutdown()
     server.server_close()
 
@@ -235,6 +242,8 @@ async def test_signed_delivery_is_retried_then_delivered_and_only_to_subscribers
     ]
     assert all(a["duration_ms"] is not None and a["duration_ms"] >= 0 for a in detail["attempts"])
     assert detail["payload"] == hits[0].payload
+    assert detail["attempts"][1]["response_body"] == "ok"
+    assert detail["attempts"][0]["url"] == receiver.url("a")
 
     # Deliveries for every endpoint are queued in the same transaction as the one above: the
     # others got none, and their receivers nothing.
@@ -398,3 +407,18 @@ async def test_endpoint_list_is_paginated(client, test_keys) -> None:
         if not cursor:
             break
     assert seen == ids
+
+
+async def test_an_attempt_that_hangs_is_cut_at_the_timeout(receiver) -> None:
+    """The whole attempt is bounded by delivery_timeout, whatever the partner does."""
+    secret = new_secret()
+    receiver.expect("slow", secret, plan=[-1])
+    claim = Claim(
+        delivery_id="d", tenant="acme", attempt_id=1, attempt_number=1, round_attempts=1,
+        event_id="evt-slow", payload={"type": "t", "timestamp": "x", "data": {}},
+        url=receiver.url("slow"), secret=secret,
+    )
+    async with httpx.AsyncClient() as http:
+        status_code, error, body = await send(http, claim, body_limit=16, timeout=0.3)
+    assert (status_code, error, body) == (None, "timeout after 0.3s", None)
+    assert len(receiver.got("slow")) == 1  # it was sent (and verified), just never answered

@@ -91,7 +91,7 @@ def demo_records(
         )
         record: dict[str, Any] = {
             "source": SOURCE,
-            "record_id": f"demo-{n + 1:04d}",
+            "record_id": f"demo-{start:%Y%m}-{n + 1:04d}",
             "msisdn": msisdns[rng.randrange(len(msisdns))],
             "destination": f"+49{rng.choice(['30', '40', '89', '151', '160', '176'])}"
             f"{rng.randrange(10**6, 10**7)}",

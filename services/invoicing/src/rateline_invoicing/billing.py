@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rateline_invoicing import repository as repo
 from rateline_invoicing.contracts import INVOICE_FINALIZED, INVOICE_PAID, SERVICE
-from rateline_invoicing.domain.errors import CurrencyMismatch, DomainError
+from rateline_invoicing.domain.errors import BillingError, CurrencyMismatch, DomainError
 from rateline_invoicing.domain.invoices import (
     AccountTerms,
     InvoiceDraft,
@@ -102,6 +102,8 @@ async def bill_account(
         draft = await _draft(session, tenant, account, period)
     except DomainError as err:
         return _failure(account_id, err)
+    except MoneyError as err:  # e.g. a currency invoicing cannot price in
+        return _failure(account_id, BillingError(str(err)))
     if draft.is_empty:
         return AccountOutcome("nothing_to_bill")
 

@@ -58,7 +58,11 @@ async def send(
     body = encode_body(claim.payload)
     headers = signed_headers(claim.secret, claim.event_id, utcnow(), body)
     try:
-        async with client.stream("POST", claim.url, content=body.encode(), headers=headers) as resp:
+        # httpx's timeout bounds each network operation; this bounds the whole attempt, so a
+        # server dripping bytes cannot hold it past the lease.
+        async with asyncio.timeout(timeout), client.stream(
+            "POST", claim.url, content=body.encode(), headers=headers
+        ) as resp:
             kept = bytearray()
             async for chunk in resp.aiter_bytes():
                 kept += chunk[: body_limit - len(kept)]
@@ -67,7 +71,7 @@ async def send(
             text = kept.decode(errors="replace") if kept else None
             error = None if 200 <= resp.status_code < 300 else f"HTTP {resp.status_code}"
             return resp.status_code, error, text
-    except httpx.TimeoutException:
+    except (httpx.TimeoutException, TimeoutError):
         return None, f"timeout after {timeout:g}s", None
     except httpx.HTTPError as exc:
         return None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, None
@@ -115,6 +119,9 @@ async def attempt(
 async def delivery_worker(runtime: Runtime) -> None:
     """Run forever: keep up to ``delivery_concurrency`` attempts in flight."""
     settings = cast(WebhooksSettings, runtime.settings)
+    # Every attempt is logged in delivery_attempts; httpx's own INFO line per request would
+    # repeat it in the process log, partner URLs (and any token in them) included.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     in_flight: set[asyncio.Task[None]] = set()
 
     async def guarded(claim: repo.Claim) -> None:

@@ -177,8 +177,8 @@ async def run_consumer(
     while True:
         try:
             msgs = await sub.fetch(batch_size, timeout=1.0)
-        except NatsTimeoutError:
-            continue
+        except (NatsTimeoutError, asyncio.TimeoutError):
+            continue  # nothing to fetch (nats-py raises either, depending on where it timed out)
         except asyncio.CancelledError:
             raise
         except Exception:

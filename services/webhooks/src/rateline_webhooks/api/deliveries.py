@@ -16,6 +16,7 @@ from rateline_webhooks.api.schemas import Attempt, Delivery, DeliveryDetail, Del
 from rateline_webhooks.db import webhook_deliveries, webhook_endpoints
 from rateline_webhooks.domain.retry import DeliveryStatus
 
+
 def delivery_fields(row: RowMapping) -> dict[str, Any]:
     fields = dict(row)
     fields["attempt_count"] = fields.pop("attempts")
