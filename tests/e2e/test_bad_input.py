@@ -60,7 +60,7 @@ async def test_other_tenant_sees_nothing(api: Api, stack: Stack) -> None:
         ("/v1/plans", b'{"code": "F", "name": "f", "currency": "EUR", "recurring_fee": 9.99, "billing_period": "monthly", "rates": []}', 422, "validation-error"),
         ("/v1/plans", b'{"code": "F", "name": "f", "currency": "XXX1", "recurring_fee": "9.99", "billing_period": "monthly", "rates": []}', 422, "validation-error"),
         ("/v1/usage/records", b'{"records": [{"source": "s", "record_id": "r", "service": "voice", "msisdn": "+4915112349999", "started_at": "2026-10-01T00:00:00Z", "duration_seconds": 1.5}]}', 422, "validation-error"),
-        ("/v1/bill-runs", b'{"period_start": "2026-11-01", "period_end": "2026-10-01"}', 422, "validation-error"),
+        ("/v1/bill-runs", b'{"period_start": "2026-11-01", "period_end": "2026-10-01"}', 422, "invalid-period"),
     ],
 )
 async def test_malformed_requests_get_precise_problems(api: Api, path: str, raw: bytes, status: int, slug: str) -> None:

@@ -17,6 +17,7 @@ import json
 import os
 import secrets
 import signal
+import subprocess
 import sys
 import time
 import warnings
@@ -36,6 +37,7 @@ DEMO_CLIENT_ID = "demo"
 DEMO_TENANT = "demo"
 DEMO_SCOPES = "admin"
 DEFAULT_GATEWAY_PORT = 8080
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, kill, closed terminal
 STOP_BUDGET = 10.0  # seconds from the signal until every process is gone
 
 
@@ -110,8 +112,8 @@ def _runner_pid(data_dir: Path) -> int | None:
 
 def _raise_shutdown(signum: int, frame: FrameType | None) -> None:
     # A second signal while shutting down is ignored: the clean-up is already under way.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     raise Shutdown(signal.Signals(signum).name)
 
 
@@ -221,8 +223,8 @@ def run(data_dir: Path, gateway_port: int, services: tuple[str, ...], with_demo:
     pid_file, state_file = data_dir / "runner.pid", data_dir / "stack.json"
     state_file.unlink(missing_ok=True)
     pid_file.write_text(f"{os.getpid()}\n")
-    signal.signal(signal.SIGTERM, _raise_shutdown)
-    signal.signal(signal.SIGINT, _raise_shutdown)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _raise_shutdown)
 
     if not gateway_port:
         gateway_port = DEFAULT_GATEWAY_PORT if _port_is_free(DEFAULT_GATEWAY_PORT) else 0
@@ -260,14 +262,14 @@ def run(data_dir: Path, gateway_port: int, services: tuple[str, ...], with_demo:
         )
         _print_ready(stack, demo, data_dir, time.monotonic() - started)
         supervise(stack)
-    except Shutdown as sig:
-        print(f"\n{sig}: stopping Rateline ...", flush=True)
-    except (StackError, OSError, TimeoutError, RuntimeError) as exc:
+    except Shutdown as stop_signal:
+        print(f"\n{stop_signal}: stopping Rateline ...", flush=True)
+    except (StackError, OSError, TimeoutError, RuntimeError, subprocess.SubprocessError) as exc:
         print(f"\nRateline did not start: {exc}", file=sys.stderr, flush=True)
         code = 1
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
         stopping = time.monotonic()
         state_file.unlink(missing_ok=True)
         stack.stop(timeout=STOP_BUDGET - 4)

@@ -117,8 +117,15 @@ class Stack:
         self.with_gateway = gateway
         self.ready_timeout = ready_timeout
         self.migrate_timeout = migrate_timeout
-        self._gateway_port = gateway_port
+        # Ports are chosen once: a restarted process comes back where its peers expect it.
         self._procs: dict[str, _Proc] = {}
+        taken: set[int] = set()
+        for name in (GATEWAY, *self.services):  # services need the gateway's JWKS URL
+            port = gateway_port if name == GATEWAY else 0
+            while not port or port in taken:
+                port = free_port()
+            taken.add(port)
+            self._procs[name] = _Proc(name, port)
 
     # --- addresses ------------------------------------------------------------------------
     @property
@@ -126,22 +133,8 @@ class Stack:
         """Every process of this stack: the gateway first, then the services."""
         return ((GATEWAY,) if self.with_gateway else ()) + self.services
 
-    def _port(self, name: str) -> int:
-        if not self._procs:
-            self._assign_ports()
-        return self._procs[name].port
-
-    def _assign_ports(self) -> None:
-        taken: set[int] = set()
-        for name in (GATEWAY, *self.services):  # services need the gateway's JWKS URL
-            port = self._gateway_port if name == GATEWAY and self._gateway_port else 0
-            while not port or port in taken:
-                port = free_port()
-            taken.add(port)
-            self._procs[name] = _Proc(name, port)
-
     def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self._port(name)}"
+        return f"http://127.0.0.1:{self._procs[name].port}"
 
     @property
     def gateway_url(self) -> str:
@@ -164,7 +157,7 @@ class Stack:
             "DATABASE_URL": self.pg.url(self.database(name)),
             "NATS_URL": self.nats.url,
             "HOST": "127.0.0.1",
-            "PORT": str(self._port(name)),
+            "PORT": str(self._procs[name].port),
             "LOG_JSON": "true",
         }
         if name == GATEWAY:
