@@ -272,9 +272,11 @@ def run(data_dir: Path, gateway_port: int, services: tuple[str, ...], with_demo:
             signal.signal(sig, signal.SIG_IGN)
         stopping = time.monotonic()
         state_file.unlink(missing_ok=True)
-        stack.stop(timeout=STOP_BUDGET - 4)
-        nats.stop(timeout=1.5)
-        pg.stop(timeout=2.0)
+        # Services first (they flush to the database and NATS), PostgreSQL last with whatever
+        # is left of the budget for its shutdown checkpoint; past it, everything is SIGKILLed.
+        stack.stop(timeout=5.0)
+        nats.stop(timeout=1.0)
+        pg.stop(timeout=max(1.0, stopping + STOP_BUDGET - 0.5 - time.monotonic()))
         pid_file.unlink(missing_ok=True)
         print(f"stopped ({time.monotonic() - stopping:.1f}s)", flush=True)
     return code

@@ -1,4 +1,8 @@
-"""``GET /v1/admin/<service>/dead-letters``: events a consumer gave up on, with the reason."""
+"""``GET /v1/admin/<service>/dead-letters``: events a consumer gave up on, with the reason.
+
+A tenant sees its own dead letters. A message that is not even a CloudEvent (no tenant to
+attribute it to) is kept in the ``DEADLETTER`` stream and the table, and logged, but not listed.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rateline_shared.auth import Principal, require_scope
 from rateline_shared.db import uow
-from rateline_shared.errors import PROBLEM_RESPONSES
+from rateline_shared.errors import PROBLEM_RESPONSES, BadRequest
 
 
 class DeadLetter(BaseModel):
@@ -41,13 +45,15 @@ def dead_letters_router(service: str) -> APIRouter:
         cursor: Annotated[str | None, Query(description="id to continue after")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> DeadLetterPage:
-        after = int(cursor) if cursor and cursor.isdigit() else 0
+        if cursor is not None and not cursor.isdigit():
+            raise BadRequest("the cursor is not valid; use next_cursor from a previous page")
+        after = int(cursor) if cursor else 0
         rows = (
             await session.execute(
                 text(
                     "SELECT id, consumer, event_id, subject, deliveries, error, payload, created_at "
                     "FROM dead_letters WHERE id > :after "
-                    "AND (payload IS NULL OR payload->>'tenant' = :tenant) ORDER BY id LIMIT :n"
+                    "AND payload->>'tenant' = :tenant ORDER BY id LIMIT :n"
                 ),
                 {"after": after, "n": limit + 1, "tenant": principal.tenant},
             )

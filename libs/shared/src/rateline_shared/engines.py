@@ -72,6 +72,13 @@ def _kill_stale(pid_file: Path, exe_name: str) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a server started with ``start_new_session`` and every process of its group."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 @dataclass
 class EmbeddedPostgres:
     data_dir: Path
@@ -190,8 +197,7 @@ class EmbeddedPostgres:
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            _kill_group(self.proc)  # the postmaster's children too (a checkpointer may linger)
 
 
 def _nats_bin() -> Path:
@@ -258,5 +264,4 @@ class EmbeddedNats:
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            _kill_group(self.proc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from rateline_shared.money import CurrencyCode
 
 
@@ -35,7 +35,7 @@ class Account(BaseModel):
 
 class LineCreate(Input):
     msisdn: str = Field(description="E.164, or a national number in the account's country")
-    activated_at: dt.datetime | None = Field(default=None, description="Defaults to now")
+    activated_at: AwareDatetime | None = Field(default=None, description="With a time zone; defaults to now")
 
 
 class Line(BaseModel):
