@@ -12,12 +12,13 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from starlette.types import ASGIApp
+
 from rateline_gateway.app import MIGRATIONS
 from rateline_gateway.settings import GatewaySettings
 from rateline_shared.engines import EmbeddedPostgres, free_port
 from rateline_shared.migrations import upgrade_async
 from rateline_shared.testing import fresh_database, wait_until
-from starlette.types import ASGIApp
 
 Serve = Callable[..., AbstractAsyncContextManager[str]]
 TokenFor = Callable[..., Awaitable[str]]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from rateline_gateway.domain.credentials import hash_secret, valid_client_id, verify_secret
 from rateline_gateway.domain.openapi import SECURITY_SCHEME, merge_openapi
 from rateline_gateway.domain.routing import PREFIXES, owner_of

@@ -16,6 +16,8 @@ import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from sqlalchemy import func, select, update
+
 from rateline_gateway.app import MIGRATIONS, create_app
 from rateline_gateway.cli import create_client
 from rateline_gateway.db import oauth_clients, signing_keys
@@ -25,7 +27,6 @@ from rateline_gateway.settings import GatewaySettings
 from rateline_shared.auth import JwksVerifier
 from rateline_shared.db import create_engine, session_factory, unit_of_work
 from rateline_shared.testing import running_service
-from sqlalchemy import func, select, update
 
 CLAIMS = {"iss", "aud", "sub", "tenant", "scope", "iat", "nbf", "exp"}
 

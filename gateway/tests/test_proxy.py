@@ -16,6 +16,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
+
 from rateline_gateway.app import create_app
 from rateline_gateway.cli import create_client
 from rateline_shared.logs import correlation_id

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+
 from rateline_customer.app import MIGRATIONS as CUSTOMER_MIGRATIONS
 from rateline_customer.app import create_app as create_customer_app
 from rateline_customer.settings import CustomerSettings

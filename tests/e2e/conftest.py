@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from rateline_devstack.stack import Stack
 from rateline_shared.engines import EmbeddedNats, free_port
 

@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Any
 
 from rateline_shared.testing import wait_until
-
 from tests.e2e.conftest import Api
 
 PERIOD_START, PERIOD_END = date(2026, 10, 1), date(2026, 11, 1)
@@ -84,14 +83,17 @@ def expected_usage(records: list[dict[str, Any]]) -> Decimal:
     return total
 
 
-async def wait_billable(api: Api, account_id: str, count: int) -> dict[str, Any]:
+async def wait_billable(api: Api, account_id: str, count: int = 0) -> dict[str, Any]:
+    """Wait until invoicing's projection holds ``count`` records of the account, its
+    subscriptions and their plans (each arrives by its own event stream)."""
     async def seen() -> dict[str, Any] | None:
         resp = await api.get("/v1/billable-usage", account_id=account_id,
                              period_start=str(PERIOD_START), period_end=str(PERIOD_END))
         if resp.status_code != 200:
             return None
         body = resp.json()
-        return body if body["records"] >= count else None
+        plans_known = bool(body["subscriptions"]) and all(sub["plan"] is not None for sub in body["subscriptions"])
+        return body if body["records"] >= count and plans_known else None
 
     return await wait_until(seen, timeout=60)
 

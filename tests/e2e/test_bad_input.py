@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from rateline_devstack.stack import Stack
 
+from rateline_devstack.stack import Stack
 from tests.e2e.conftest import Api
 from tests.e2e.scenario import create_customer, october, plan_body, voice, wait_usage_knows
 

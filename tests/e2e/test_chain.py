@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from rateline_shared.testing import wait_until
 from standardwebhooks import Webhook
 
+from rateline_shared.testing import wait_until
 from tests.e2e.conftest import Api, Receiver, body_json
 from tests.e2e.scenario import (
     create_customer,
@@ -101,6 +101,7 @@ async def test_plan_to_paid_invoice_with_signed_webhooks(api: Api, receiver: Rec
 async def test_declined_card_leaves_invoice_open_with_the_reason(api: Api) -> None:
     plan = await api.ok("POST", "/v1/plans", plan_body("CHAIN-DECLINE"))
     cust = await create_customer(api, plan["id"], "+4915112340002", token="tok_sandbox_declined")
+    await wait_billable(api, cust["account"]["id"])
     run = await run_bill_run(api, auto_finalize=True)
     assert run["status"] == "completed"
     invoices = (await api.get("/v1/invoices", account_id=cust["account"]["id"])).json()["items"]

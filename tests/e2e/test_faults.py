@@ -12,9 +12,9 @@ import random
 from decimal import Decimal
 
 import httpx
+
 from rateline_devstack.stack import Stack
 from rateline_shared.testing import wait_until
-
 from tests.e2e.conftest import Api
 from tests.e2e.scenario import (
     all_pages,

@@ -8,13 +8,12 @@ import json
 import sys
 from collections.abc import Sequence
 
-from rateline_shared.logs import configure_logging
-from rateline_shared.service import service_main
-
 from rateline_gateway.app import MIGRATIONS, SERVICE
 from rateline_gateway.cli import CliError, create_client
 from rateline_gateway.domain.scopes import ScopeError
 from rateline_gateway.settings import GatewaySettings
+from rateline_shared.logs import configure_logging
+from rateline_shared.service import service_main
 
 
 def build_parser() -> argparse.ArgumentParser:

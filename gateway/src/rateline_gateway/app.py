@@ -15,6 +15,11 @@ from pathlib import Path
 
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from fastapi import FastAPI
+
+from rateline_gateway.api import clients, docs, oauth, ops, proxy
+from rateline_gateway.keys import ensure_signing_keys
+from rateline_gateway.settings import GatewaySettings
+from rateline_gateway.upstreams import Upstreams
 from rateline_shared.auth import JwksVerifier
 from rateline_shared.db import create_engine, session_factory
 from rateline_shared.errors import install_problem_handlers
@@ -22,11 +27,6 @@ from rateline_shared.logs import CorrelationIdMiddleware, configure_logging
 from rateline_shared.migrations import upgrade_async
 from rateline_shared.observability import MetricsMiddleware
 from rateline_shared.service import Runtime
-
-from rateline_gateway.api import clients, docs, oauth, ops, proxy
-from rateline_gateway.keys import ensure_signing_keys
-from rateline_gateway.settings import GatewaySettings
-from rateline_gateway.upstreams import Upstreams
 
 SERVICE = "gateway"
 MIGRATIONS = Path(__file__).parent / "migrations"

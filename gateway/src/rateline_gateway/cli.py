@@ -10,8 +10,6 @@ import asyncio
 import re
 from typing import Any
 
-from rateline_shared.db import create_engine, session_factory, unit_of_work
-
 from rateline_gateway import repository as repo
 from rateline_gateway.domain.credentials import (
     hash_secret,
@@ -21,6 +19,7 @@ from rateline_gateway.domain.credentials import (
 )
 from rateline_gateway.domain.scopes import check_scope_names
 from rateline_gateway.settings import GatewaySettings
+from rateline_shared.db import create_engine, session_factory, unit_of_work
 
 
 class CliError(ValueError):

@@ -1,8 +1,9 @@
 """The gateway's tables (its own database): OAuth clients and token-signing keys."""
 
-from rateline_shared.db import new_metadata
 from sqlalchemy import Boolean, Column, DateTime, String, Table, Text, func, text
 from sqlalchemy.dialects.postgresql import ARRAY
+
+from rateline_shared.db import new_metadata
 
 metadata = new_metadata()
 

@@ -17,10 +17,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
-from rateline_shared.db import advisory_xact_lock, unit_of_work
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rateline_gateway import repository as repo
+from rateline_shared.db import advisory_xact_lock, unit_of_work
 
 ALGORITHM = "RS256"
 LOCK_KEY = "rateline-gateway:signing-keys"

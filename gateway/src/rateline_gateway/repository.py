@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rateline_shared.db import utcnow
-from rateline_shared.pagination import page_of, paginate
 from sqlalchemy import literal_column, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rateline_gateway.db import oauth_clients, signing_keys
+from rateline_shared.db import utcnow
+from rateline_shared.pagination import page_of, paginate
 
 
 async def active_signing_keys(session: AsyncSession) -> list[RowMapping]:

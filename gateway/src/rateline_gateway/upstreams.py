@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 from fastapi import Request
 from fastapi.responses import StreamingResponse
-from rateline_shared.errors import Problem, ServiceUnavailable
-from rateline_shared.logs import CORRELATION_HEADER, current_correlation_id
 
 from rateline_gateway.settings import GatewaySettings
+from rateline_shared.errors import Problem, ServiceUnavailable
+from rateline_shared.logs import CORRELATION_HEADER, current_correlation_id
 
 logger = logging.getLogger("rateline.gateway.proxy")
 

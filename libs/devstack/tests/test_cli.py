@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+
 from rateline_shared.engines import free_port
 
 CLI = Path(sys.executable).parent / "rateline-stack"
@@ -129,21 +130,21 @@ def test_run_loads_the_demo_stops_on_sigterm_and_keeps_its_data(
     assert demo["client_secret"] == state["client_secret"]
     summary = demo["summary"]
     assert summary["records"] == 300
-    assert sorted(i["payment_status"] for i in summary["invoices"]) == [
-        "failed", "succeeded", "succeeded"]
+    statuses = sorted(i["payment_status"] for i in summary["invoices"])
+    assert statuses == ["failed", "succeeded", "succeeded"], summary
     assert "[7/7] loading the demo operator" in first.output
     assert {"postgres", "nats-server"} <= first.names
 
     first.proc.send_signal(signal.SIGTERM)
     assert first.wait_exit(timeout=10) == 0, first.output
-    assert first.left_behind() == []
+    assert first.left_behind() == [], first.output
     assert not (data / "stack.json").exists()
     assert not (data / "pg" / "data" / "postmaster.pid").exists()
 
     second = Runner(data, "--gateway-port", str(free_port()))
     runners.append(second)
     again = second.wait_ready(timeout=120)
-    assert "already loaded" in second.output
+    assert "already loaded" in second.output, second.output
     assert again["client_secret"] == state["client_secret"]
     invoices = httpx.get(f"{again['gateway_url']}/v1/invoices", headers=token(again)).json()
     numbers = sorted(i["number"] for i in summary["invoices"])
@@ -152,8 +153,8 @@ def test_run_loads_the_demo_stops_on_sigterm_and_keeps_its_data(
     stop = subprocess.run([str(CLI), "stop", "--data-dir", str(data)], capture_output=True,
                           text=True, timeout=30)
     assert stop.returncode == 0, stop.stdout + stop.stderr
-    assert second.wait_exit(timeout=1) == 0
-    assert second.left_behind() == []
+    assert second.wait_exit(timeout=1) == 0, second.output
+    assert second.left_behind() == [], second.output
 
 
 def test_a_failed_start_stops_what_it_started(tmp_path: Path, runners: list[Runner]) -> None:

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
+
 from rateline_devstack.demo import CUSTOMERS, RECORDS, TIMEZONE, demo_records, previous_month
 
 MSISDNS = tuple(c.msisdn for c in CUSTOMERS)

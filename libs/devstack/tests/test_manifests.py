@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+
 from rateline_devstack.manifests import check, main
 from rateline_devstack.stack import SERVICES
 

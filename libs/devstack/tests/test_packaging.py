@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
 from rateline_devstack.stack import GATEWAY, SERVICES
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+
 from rateline_devstack.stack import Stack, StackError
 
 

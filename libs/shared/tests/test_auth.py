@@ -1,6 +1,7 @@
 import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+
 from rateline_shared.auth import JwksVerifier, Principal, claims_for
 from rateline_shared.errors import Unauthorized
 from rateline_shared.testing import TestKeys

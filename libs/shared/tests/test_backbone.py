@@ -9,14 +9,15 @@ from dataclasses import dataclass
 
 import nats
 import pytest
+from sqlalchemy import Column, Integer, String, Table, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from rateline_shared.db import create_engine, new_metadata, session_factory, unit_of_work
 from rateline_shared.events import CloudEvent, new_event, publish_in_transaction
 from rateline_shared.events.consumer import ConsumerSpec, PoisonEvent, run_consumer
 from rateline_shared.events.outbox import relay_once, run_relay
 from rateline_shared.events.streams import ensure_streams
 from rateline_shared.testing import fresh_database, wait_until
-from sqlalchemy import Column, Integer, String, Table, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 metadata = new_metadata()
 effects = Table("effects", metadata, Column("id", Integer, primary_key=True), Column("event_id", String(64)))

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import nats
 import pytest
+
 from rateline_catalog.app import MIGRATIONS, create_app
 from rateline_catalog.settings import CatalogSettings
 from rateline_shared.events.envelope import CloudEvent

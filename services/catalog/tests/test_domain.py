@@ -3,6 +3,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from rateline_catalog.domain.plans import (
     PlanDraft,
     PlanInvalid,

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import httpx
 import nats
 import pytest
+
 from rateline_customer.app import MIGRATIONS, create_app
 from rateline_customer.settings import CustomerSettings
 from rateline_shared.events import new_event

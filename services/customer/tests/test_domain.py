@@ -1,6 +1,7 @@
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from rateline_customer.domain.accounts import (
     DomainError,
     check_cycle_day,

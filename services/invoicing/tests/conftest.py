@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import nats
 import pytest
+
 from rateline_shared.events import CloudEvent, new_event
 from rateline_shared.events.payloads import (
     AccountCreated,

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+
 from rateline_invoicing import billing
 from rateline_invoicing.app import MIGRATIONS, create_app
 from rateline_invoicing.settings import InvoicingSettings

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
+
 from rateline_invoicing import billing, billrun
 from rateline_invoicing import repository as repo
 from rateline_invoicing.app import MIGRATIONS, create_app
@@ -21,7 +23,6 @@ from rateline_invoicing.settings import InvoicingSettings
 from rateline_shared.db import unit_of_work, utcnow
 from rateline_shared.engines import EmbeddedNats, EmbeddedPostgres
 from rateline_shared.testing import running_service, service_settings
-from sqlalchemy import func, select
 
 if TYPE_CHECKING:  # imported for annotations only: pytest would try to collect it
     from rateline_shared.testing import TestKeys

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from rateline_invoicing.domain.errors import (
     CurrencyMismatch,
     PeriodError,

@@ -14,6 +14,8 @@ import nats
 import pytest
 from nats.js import JetStreamContext
 from pydantic import BaseModel
+from sqlalchemy import func, select, text
+
 from rateline_payment.app import MIGRATIONS, create_app
 from rateline_payment.db import payments, sandbox_charges
 from rateline_payment.domain.collection import payment_id_for
@@ -23,7 +25,6 @@ from rateline_shared.db import unit_of_work
 from rateline_shared.events import CloudEvent, new_event
 from rateline_shared.events.payloads import AccountCreated, InvoiceFinalized
 from rateline_shared.testing import running_service, service_settings, wait_until
-from sqlalchemy import func, select, text
 
 
 @pytest.fixture(scope="module")

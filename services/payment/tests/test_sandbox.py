@@ -9,6 +9,9 @@ from decimal import Decimal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from rateline_payment.app import MIGRATIONS
 from rateline_payment.db import sandbox_charges
 from rateline_payment.providers import IdempotencyConflict, UnknownToken, provider_for
@@ -17,8 +20,6 @@ from rateline_shared.db import create_engine, session_factory, unit_of_work
 from rateline_shared.migrations import upgrade_async
 from rateline_shared.money import Money
 from rateline_shared.testing import fresh_database
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 EXPECTED = {
     "tok_sandbox_success": ("succeeded", None, "visa", "4242"),

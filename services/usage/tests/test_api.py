@@ -16,6 +16,8 @@ import httpx
 import nats
 import pytest
 from pydantic import BaseModel
+from sqlalchemy import text
+
 from rateline_shared.events import CloudEvent, new_event
 from rateline_shared.events.payloads import (
     AccountCreated,
@@ -28,7 +30,6 @@ from rateline_shared.events.payloads import (
 from rateline_shared.testing import running_service, service_settings, wait_until
 from rateline_usage.app import MIGRATIONS, create_app
 from rateline_usage.settings import UsageSettings
-from sqlalchemy import text
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 ACTIVATED = NOW - timedelta(days=30)

@@ -3,6 +3,7 @@ from decimal import Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
+
 from rateline_usage.domain.guiding import (
     BEFORE_ACTIVATION,
     INVALID_MSISDN,

@@ -20,6 +20,10 @@ import httpx
 import pytest
 from nats.js import JetStreamContext
 from pydantic import BaseModel
+from sqlalchemy import insert
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
 from rateline_shared.db import unit_of_work
 from rateline_shared.events import CloudEvent, new_event
 from rateline_shared.events.payloads import InvoiceFinalized, PaymentOutcome
@@ -30,9 +34,6 @@ from rateline_webhooks.delivery import send
 from rateline_webhooks.domain.endpoints import new_secret
 from rateline_webhooks.repository import ENDPOINT_DISABLED, LOST_ATTEMPT, Claim
 from rateline_webhooks.settings import WebhooksSettings
-from sqlalchemy import insert
-from standardwebhooks import Webhook
-from standardwebhooks.webhooks import WebhookVerificationError
 
 
 # --- a partner's HTTP server --------------------------------------------------------------------

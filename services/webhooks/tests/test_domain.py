@@ -8,6 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
 from rateline_webhooks.domain.endpoints import (
     PARTNER_EVENT_TYPES,
     DomainError,
@@ -19,8 +22,6 @@ from rateline_webhooks.domain.endpoints import (
 from rateline_webhooks.domain.messages import encode_body, signed_headers, webhook_payload
 from rateline_webhooks.domain.retry import after_attempt, is_success, max_attempts, retry_delay
 from rateline_webhooks.settings import STANDARD_RETRY_SCHEDULE, WebhooksSettings
-from standardwebhooks import Webhook
-from standardwebhooks.webhooks import WebhookVerificationError
 
 NOW = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
 schedules = st.lists(st.floats(min_value=0, max_value=1e6, allow_nan=False), max_size=12)

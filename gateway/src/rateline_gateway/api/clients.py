@@ -6,8 +6,6 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from rateline_shared.auth import ADMIN_SCOPE, Principal, require_scope
-from rateline_shared.errors import PROBLEM_RESPONSES, Forbidden, Unprocessable
 
 from rateline_gateway import repository as repo
 from rateline_gateway.api.deps import Session
@@ -19,6 +17,8 @@ from rateline_gateway.api.schemas import (
 )
 from rateline_gateway.domain.credentials import hash_secret, new_client_id, new_client_secret
 from rateline_gateway.domain.scopes import ScopeError, check_scope_names
+from rateline_shared.auth import ADMIN_SCOPE, Principal, require_scope
+from rateline_shared.errors import PROBLEM_RESPONSES, Forbidden, Unprocessable
 
 router = APIRouter(prefix="/v1", tags=["oauth-clients"], responses=PROBLEM_RESPONSES)
 

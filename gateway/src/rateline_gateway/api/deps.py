@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from rateline_shared.auth import JwksVerifier
-from rateline_shared.db import uow
-from rateline_shared.errors import ServiceUnavailable
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rateline_gateway.keys import SigningKeys
 from rateline_gateway.settings import GatewaySettings
 from rateline_gateway.upstreams import Upstreams
+from rateline_shared.auth import JwksVerifier
+from rateline_shared.db import uow
+from rateline_shared.errors import ServiceUnavailable
 
 
 def get_settings(request: Request) -> GatewaySettings:

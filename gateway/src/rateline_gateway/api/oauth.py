@@ -16,13 +16,13 @@ from authlib.oauth2.rfc6749.errors import (
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from rateline_shared.auth import claims_for
 
 from rateline_gateway import repository as repo
 from rateline_gateway.api.deps import Keys, Session, Settings
 from rateline_gateway.api.schemas import Jwks, OAuthError, TokenResponse
 from rateline_gateway.domain.credentials import dummy_hash, verify_secret
 from rateline_gateway.domain.scopes import SCOPE_DESCRIPTIONS, ScopeError, granted_scopes
+from rateline_shared.auth import claims_for
 
 router = APIRouter(tags=["oauth"])
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from rateline_shared.observability import healthz, metrics
 from sqlalchemy import text
 
 from rateline_gateway.settings import GatewaySettings
+from rateline_shared.observability import healthz, metrics
 
 router = APIRouter(include_in_schema=False)
 router.add_api_route("/healthz", healthz, methods=["GET"])

@@ -7,11 +7,11 @@ services' business (they verify the token again and answer 403 themselves).
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from rateline_shared.auth import bearer_token
-from rateline_shared.errors import NotFound, Problem
 
 from rateline_gateway.api.deps import UpstreamsDep, Verifier
 from rateline_gateway.domain.routing import GATEWAY, owner_of
+from rateline_shared.auth import bearer_token
+from rateline_shared.errors import NotFound, Problem
 
 router = APIRouter(include_in_schema=False)
 

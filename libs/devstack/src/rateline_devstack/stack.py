@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from rateline_shared.engines import EmbeddedNats, EmbeddedPostgres, free_port
 
 SERVICES = ("customer", "catalog", "usage", "invoicing", "payment", "webhooks")

@@ -72,11 +72,17 @@ def _kill_stale(pid_file: Path, exe_name: str) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL a server started with ``start_new_session`` and every process of its group."""
+def _kill_group(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """SIGKILL a server started with ``start_new_session`` and every process of its group,
+    and wait until they are gone (one blocked in an fsync dies only when it returns)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(ProcessLookupError):
+        while time.monotonic() < deadline:
+            os.killpg(proc.pid, 0)  # raises once no process of the group is left
+            time.sleep(0.02)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData, pool
+from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -41,6 +41,9 @@ def run_env(target_metadata: MetaData) -> None:
             connection=connection, target_metadata=target_metadata, compare_type=True
         )
         with context.begin_transaction():
+            # Two replicas migrating at once (Kubernetes init containers): the second waits
+            # here, then finds the database at head. PostgreSQL DDL is transactional.
+            connection.execute(text("SELECT pg_advisory_xact_lock(7243519870)"))
             context.run_migrations()
 
     async def main() -> None:

@@ -1,8 +1,7 @@
-from rateline_shared.service import service_main
-
 from rateline_catalog.app import MIGRATIONS
 from rateline_catalog.events import SERVICE
 from rateline_catalog.settings import CatalogSettings
+from rateline_shared.service import service_main
 
 
 def main() -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from rateline_shared.deadletters import dead_letters_router
-from rateline_shared.service import build_service_app
 
 from rateline_catalog.api import plans
 from rateline_catalog.events import CONSUMERS, SERVICE
 from rateline_catalog.settings import CatalogSettings
+from rateline_shared.deadletters import dead_letters_router
+from rateline_shared.service import build_service_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

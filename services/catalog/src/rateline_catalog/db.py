@@ -5,7 +5,6 @@ sent ("0.10" comes back as "0.10", never as a float). Their size and number of d
 bounded by the domain rules (``domain.plans``) before anything is written.
 """
 
-from rateline_shared.db import new_metadata
 from sqlalchemy import (
     Column,
     DateTime,
@@ -18,6 +17,8 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
+
+from rateline_shared.db import new_metadata
 
 metadata = new_metadata()
 

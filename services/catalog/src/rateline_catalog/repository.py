@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from rateline_shared.pagination import page_of, paginate
 from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rateline_catalog.db import plan_rates, plans
+from rateline_shared.pagination import page_of, paginate
 
 
 async def insert_plan(

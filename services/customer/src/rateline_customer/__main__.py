@@ -1,8 +1,7 @@
-from rateline_shared.service import service_main
-
 from rateline_customer.app import MIGRATIONS
 from rateline_customer.events import SERVICE
 from rateline_customer.settings import CustomerSettings
+from rateline_shared.service import service_main
 
 
 def main() -> None:

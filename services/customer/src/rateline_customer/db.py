@@ -1,7 +1,8 @@
 """The customer service's tables (its own database; nobody else reads them)."""
 
-from rateline_shared.db import new_metadata
 from sqlalchemy import Column, Date, DateTime, Integer, String, Table, UniqueConstraint, func
+
+from rateline_shared.db import new_metadata
 
 metadata = new_metadata()
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from rateline_shared.events import CloudEvent
-from rateline_shared.events.consumer import ConsumerSpec
-from rateline_shared.events.payloads import PlanPublished
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rateline_customer.db import plans
+from rateline_shared.events import CloudEvent
+from rateline_shared.events.consumer import ConsumerSpec
+from rateline_shared.events.payloads import PlanPublished
 
 SERVICE = "customer"
 ACCOUNT_CREATED = "customer.account.created"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from rateline_shared.pagination import page_of, paginate
 from sqlalchemy import Table, insert, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rateline_customer.db import accounts, lines, plans, subscriptions
+from rateline_shared.pagination import page_of, paginate
 
 
 async def insert_row(session: AsyncSession, table: Table, values: dict[str, Any]) -> RowMapping:

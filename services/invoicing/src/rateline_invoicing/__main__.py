@@ -1,8 +1,7 @@
-from rateline_shared.service import service_main
-
 from rateline_invoicing.app import MIGRATIONS
 from rateline_invoicing.events import SERVICE
 from rateline_invoicing.settings import InvoicingSettings
+from rateline_shared.service import service_main
 
 
 def main() -> None:

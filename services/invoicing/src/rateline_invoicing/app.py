@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from rateline_shared.deadletters import dead_letters_router
-from rateline_shared.service import build_service_app
 
 from rateline_invoicing.api import bill_runs, invoices, usage
 from rateline_invoicing.billrun import bill_run_worker
 from rateline_invoicing.events import CONSUMERS, SERVICE
 from rateline_invoicing.settings import InvoicingSettings
+from rateline_shared.deadletters import dead_letters_router
+from rateline_shared.service import build_service_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -14,12 +14,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from rateline_shared.db import advisory_xact_lock
-from rateline_shared.errors import Conflict, NotFound
-from rateline_shared.events import new_event, publish_in_transaction
-from rateline_shared.events.consumer import PoisonEvent
-from rateline_shared.events.payloads import InvoiceFinalized, InvoicePaid, PaymentOutcome
-from rateline_shared.money import Money, MoneyError
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,6 +32,12 @@ from rateline_invoicing.domain.invoices import (
 from rateline_invoicing.domain.numbering import due_date, format_invoice_number
 from rateline_invoicing.domain.payments import InvoiceStatus, settle
 from rateline_invoicing.domain.periods import BillingPeriod
+from rateline_shared.db import advisory_xact_lock
+from rateline_shared.errors import Conflict, NotFound
+from rateline_shared.events import new_event, publish_in_transaction
+from rateline_shared.events.consumer import PoisonEvent
+from rateline_shared.events.payloads import InvoiceFinalized, InvoicePaid, PaymentOutcome
+from rateline_shared.money import Money, MoneyError
 
 # payment_id of the invoicing.invoice.paid event of an invoice settled without a payment.
 NO_PAYMENT = ""

@@ -23,14 +23,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from rateline_shared.db import unit_of_work, utcnow
-from rateline_shared.service import Runtime
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rateline_invoicing import billing
 from rateline_invoicing import repository as repo
 from rateline_invoicing.settings import InvoicingSettings
+from rateline_shared.db import unit_of_work, utcnow
+from rateline_shared.service import Runtime
 
 logger = logging.getLogger("rateline.invoicing.billrun")
 

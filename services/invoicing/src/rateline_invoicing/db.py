@@ -8,7 +8,6 @@ Rated amounts keep the precision they arrive with (NUMERIC(28, 12) never rounds 
 
 from datetime import datetime
 
-from rateline_shared.db import new_metadata
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -29,6 +28,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+
+from rateline_shared.db import new_metadata
 
 metadata = new_metadata()
 

@@ -9,16 +9,6 @@ from __future__ import annotations
 from typing import TypeVar
 
 from pydantic import ValidationError
-from rateline_shared.events import CloudEvent
-from rateline_shared.events.consumer import ConsumerSpec, PoisonEvent
-from rateline_shared.events.payloads import (
-    AccountCreated,
-    Payload,
-    PaymentOutcome,
-    PlanPublished,
-    RecordsRated,
-    SubscriptionActivated,
-)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rateline_invoicing import billing
@@ -33,6 +23,16 @@ from rateline_invoicing.contracts import (
     RECORDS_RATED,
     SERVICE,
     SUBSCRIPTION_ACTIVATED,
+)
+from rateline_shared.events import CloudEvent
+from rateline_shared.events.consumer import ConsumerSpec, PoisonEvent
+from rateline_shared.events.payloads import (
+    AccountCreated,
+    Payload,
+    PaymentOutcome,
+    PlanPublished,
+    RecordsRated,
+    SubscriptionActivated,
 )
 
 __all__ = ["CONSUMERS", "INVOICE_FINALIZED", "INVOICE_PAID", "SERVICE"]

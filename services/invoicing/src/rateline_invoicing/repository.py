@@ -7,8 +7,6 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from rateline_shared.db import utcnow
-from rateline_shared.pagination import page_of, paginate
 from sqlalchemy import String, Table, and_, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
@@ -26,6 +24,8 @@ from rateline_invoicing.db import (
     rated_usage,
     subscriptions,
 )
+from rateline_shared.db import utcnow
+from rateline_shared.pagination import page_of, paginate
 
 OPEN_RUN_STATUSES = ("pending", "running")
 

@@ -1,8 +1,7 @@
-from rateline_shared.service import service_main
-
 from rateline_payment.app import MIGRATIONS
 from rateline_payment.events import SERVICE
 from rateline_payment.settings import PaymentSettings
+from rateline_shared.service import service_main
 
 
 def main() -> None:

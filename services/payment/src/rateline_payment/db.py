@@ -5,7 +5,6 @@ the API and the event payloads accept (15 integer digits, 12 decimals), so stori
 never rounds it. Floats never touch money.
 """
 
-from rateline_shared.db import new_metadata
 from sqlalchemy import (
     Boolean,
     Column,
@@ -20,6 +19,8 @@ from sqlalchemy import (
     func,
     text,
 )
+
+from rateline_shared.db import new_metadata
 
 metadata = new_metadata()
 

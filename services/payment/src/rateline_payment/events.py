@@ -20,10 +20,6 @@ from __future__ import annotations
 
 import logging
 
-from rateline_shared.db import utcnow
-from rateline_shared.events import CloudEvent, new_event, publish_in_transaction
-from rateline_shared.events.consumer import ConsumerSpec
-from rateline_shared.events.payloads import AccountCreated, InvoiceFinalized, PaymentOutcome
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rateline_payment import repository as repo
@@ -37,6 +33,10 @@ from rateline_payment.domain.collection import (
     plan_collection,
 )
 from rateline_payment.providers import provider_for
+from rateline_shared.db import utcnow
+from rateline_shared.events import CloudEvent, new_event, publish_in_transaction
+from rateline_shared.events.consumer import ConsumerSpec
+from rateline_shared.events.payloads import AccountCreated, InvoiceFinalized, PaymentOutcome
 
 SERVICE = "payment"
 PAYMENT_SUCCEEDED = "payment.payment.succeeded"

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from rateline_shared.db import utcnow
-from rateline_shared.pagination import page_of, paginate
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rateline_payment.db import accounts, payment_methods, payments
+from rateline_shared.db import utcnow
+from rateline_shared.pagination import page_of, paginate
 
 
 async def insert_row(session: AsyncSession, table: Table, values: dict[str, Any]) -> RowMapping:

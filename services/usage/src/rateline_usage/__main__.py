@@ -1,5 +1,4 @@
 from rateline_shared.service import service_main
-
 from rateline_usage.app import MIGRATIONS
 from rateline_usage.events import SERVICE
 from rateline_usage.settings import UsageSettings

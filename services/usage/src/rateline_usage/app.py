@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+
 from rateline_shared.deadletters import dead_letters_router
 from rateline_shared.service import build_service_app
-
 from rateline_usage.api import records, subscribers
 from rateline_usage.events import CONSUMERS, SERVICE
 from rateline_usage.settings import UsageSettings

@@ -10,7 +10,6 @@ rating produced *with its scale* (a rated amount has 4 decimals, see
 ``domain.rating.RATED_PRECISION``), so "0.2000" is read back as "0.2000".
 """
 
-from rateline_shared.db import new_metadata
 from sqlalchemy import (
     Column,
     Date,
@@ -25,6 +24,8 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+
+from rateline_shared.db import new_metadata
 
 metadata = new_metadata()
 

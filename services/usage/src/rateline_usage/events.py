@@ -10,6 +10,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from rateline_shared.events import CloudEvent, new_event
 from rateline_shared.events.consumer import ConsumerSpec
 from rateline_shared.events.payloads import (
@@ -20,8 +22,6 @@ from rateline_shared.events.payloads import (
     RecordsRated,
     SubscriptionActivated,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from rateline_usage import repository as repo
 
 SERVICE = "usage"

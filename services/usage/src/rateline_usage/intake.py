@@ -13,11 +13,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from rateline_shared.db import utcnow
 from rateline_shared.events import publish_in_transaction
 from rateline_shared.events.payloads import RatedRecord
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from rateline_usage import repository as repo
 from rateline_usage.domain.guiding import (
     STATUS_DUPLICATE,

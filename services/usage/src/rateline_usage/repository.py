@@ -14,13 +14,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from rateline_shared.pagination import page_of, paginate
 from sqlalchemy import String, any_, bindparam, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rateline_shared.pagination import page_of, paginate
 from rateline_usage.db import accounts, lines, plans, subscriptions, usage_records
 from rateline_usage.domain.guiding import (
     AccountView,

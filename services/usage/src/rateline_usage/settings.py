@@ -1,4 +1,5 @@
 from pydantic_settings import SettingsConfigDict
+
 from rateline_shared.settings import ServiceSettings
 
 

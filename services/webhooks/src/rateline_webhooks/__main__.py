@@ -1,5 +1,4 @@
 from rateline_shared.service import service_main
-
 from rateline_webhooks.app import MIGRATIONS
 from rateline_webhooks.events import SERVICE
 from rateline_webhooks.settings import WebhooksSettings

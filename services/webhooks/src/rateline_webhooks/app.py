@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+
 from rateline_shared.deadletters import dead_letters_router
 from rateline_shared.service import build_service_app
-
 from rateline_webhooks.api import deliveries, endpoints
 from rateline_webhooks.delivery import delivery_worker
 from rateline_webhooks.events import CONSUMERS, SERVICE

@@ -1,6 +1,5 @@
 """The webhooks service's tables (its own database; nobody else reads them)."""
 
-from rateline_shared.db import new_metadata
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -17,6 +16,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+from rateline_shared.db import new_metadata
 
 metadata = new_metadata()
 

@@ -25,10 +25,10 @@ from typing import cast
 
 import httpx
 from prometheus_client import Counter, Histogram
-from rateline_shared.db import unit_of_work, utcnow
-from rateline_shared.service import Runtime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from rateline_shared.db import unit_of_work, utcnow
+from rateline_shared.service import Runtime
 from rateline_webhooks import repository as repo
 from rateline_webhooks.domain.messages import encode_body, signed_headers
 from rateline_webhooks.domain.retry import after_attempt

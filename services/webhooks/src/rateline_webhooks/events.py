@@ -4,11 +4,11 @@ redelivered event queues nothing twice). Sending is the delivery worker's job (d
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from rateline_shared.db import utcnow
 from rateline_shared.events import CloudEvent
 from rateline_shared.events.consumer import ConsumerSpec, Handler
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from rateline_webhooks import repository as repo
 from rateline_webhooks.domain.endpoints import PARTNER_EVENT_TYPES
 from rateline_webhooks.domain.messages import webhook_payload

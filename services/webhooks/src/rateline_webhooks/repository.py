@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from rateline_shared.pagination import page_of, paginate
 from sqlalchemy import Table, and_, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rateline_shared.pagination import page_of, paginate
 from rateline_webhooks.db import delivery_attempts, webhook_deliveries, webhook_endpoints
 
 LOST_ATTEMPT = "no outcome recorded: the worker stopped while sending (lease expired)"

@@ -1,5 +1,6 @@
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
+
 from rateline_shared.settings import ServiceSettings
 
 # The Standard Webhooks retry schedule: the delays before the 2nd, 3rd, ... attempt

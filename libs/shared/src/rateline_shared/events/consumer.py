@@ -177,7 +177,7 @@ async def run_consumer(
     while True:
         try:
             msgs = await sub.fetch(batch_size, timeout=1.0)
-        except (NatsTimeoutError, asyncio.TimeoutError):
+        except (TimeoutError, NatsTimeoutError):
             continue  # nothing to fetch (nats-py raises either, depending on where it timed out)
         except asyncio.CancelledError:
             raise

@@ -7,12 +7,6 @@ from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
-from rateline_shared.auth import Principal, require_scope
-from rateline_shared.db import uow, utcnow
-from rateline_shared.errors import PROBLEM_RESPONSES, Conflict, NotFound, Unprocessable
-from rateline_shared.events import new_event, publish_in_transaction
-from rateline_shared.events.payloads import PlanPublished, UsageRate
-from rateline_shared.money import MoneyModel
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +20,12 @@ from rateline_catalog.domain.plans import (
     validate_plan,
 )
 from rateline_catalog.events import PLAN_PUBLISHED, SERVICE
+from rateline_shared.auth import Principal, require_scope
+from rateline_shared.db import uow, utcnow
+from rateline_shared.errors import PROBLEM_RESPONSES, Conflict, NotFound, Unprocessable
+from rateline_shared.events import new_event, publish_in_transaction
+from rateline_shared.events.payloads import PlanPublished, UsageRate
+from rateline_shared.money import MoneyModel
 
 router = APIRouter(prefix="/v1", tags=["plans"], responses=PROBLEM_RESPONSES)
 

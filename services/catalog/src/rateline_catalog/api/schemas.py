@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
+
 from rateline_shared.money import CurrencyCode, DecimalString, MoneyModel
 
 StrictInt = Annotated[int, Field(strict=True)]

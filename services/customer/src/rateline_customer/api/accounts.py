@@ -6,11 +6,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
-from rateline_shared.auth import Principal, require_scope
-from rateline_shared.db import uow, utcnow
-from rateline_shared.errors import PROBLEM_RESPONSES, NotFound, Unprocessable
-from rateline_shared.events import new_event, publish_in_transaction
-from rateline_shared.events.payloads import AccountCreated, LineCreated
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rateline_customer import repository as repo
@@ -23,6 +18,11 @@ from rateline_customer.domain.accounts import (
     normalise_msisdn,
 )
 from rateline_customer.events import ACCOUNT_CREATED, LINE_CREATED, SERVICE
+from rateline_shared.auth import Principal, require_scope
+from rateline_shared.db import uow, utcnow
+from rateline_shared.errors import PROBLEM_RESPONSES, NotFound, Unprocessable
+from rateline_shared.events import new_event, publish_in_transaction
+from rateline_shared.events.payloads import AccountCreated, LineCreated
 
 router = APIRouter(prefix="/v1", tags=["accounts"], responses=PROBLEM_RESPONSES)
 

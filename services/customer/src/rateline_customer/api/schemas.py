@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
 from rateline_shared.money import CurrencyCode
 
 

@@ -6,16 +6,16 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
-from rateline_shared.auth import Principal, require_scope
-from rateline_shared.db import uow, utcnow
-from rateline_shared.errors import PROBLEM_RESPONSES, NotFound, Unprocessable
-from rateline_shared.events import new_event, publish_in_transaction
-from rateline_shared.events.payloads import SubscriptionActivated
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rateline_customer import repository as repo
 from rateline_customer.api.schemas import Subscription, SubscriptionCreate, SubscriptionPage
 from rateline_customer.events import SERVICE, SUBSCRIPTION_ACTIVATED
+from rateline_shared.auth import Principal, require_scope
+from rateline_shared.db import uow, utcnow
+from rateline_shared.errors import PROBLEM_RESPONSES, NotFound, Unprocessable
+from rateline_shared.events import new_event, publish_in_transaction
+from rateline_shared.events.payloads import SubscriptionActivated
 
 router = APIRouter(prefix="/v1", tags=["subscriptions"], responses=PROBLEM_RESPONSES)
 

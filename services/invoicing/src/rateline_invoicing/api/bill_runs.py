@@ -6,9 +6,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
-from rateline_shared.auth import Principal, require_scope
-from rateline_shared.db import uow, utcnow
-from rateline_shared.errors import PROBLEM_RESPONSES, NotFound
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rateline_invoicing import repository as repo
@@ -16,6 +13,9 @@ from rateline_invoicing.api.errors import period_problem
 from rateline_invoicing.api.schemas import BillRun, BillRunCreate, BillRunPage, BillRunStatus
 from rateline_invoicing.domain.errors import PeriodError
 from rateline_invoicing.domain.periods import check_period
+from rateline_shared.auth import Principal, require_scope
+from rateline_shared.db import uow, utcnow
+from rateline_shared.errors import PROBLEM_RESPONSES, NotFound
 
 router = APIRouter(prefix="/v1", tags=["bill-runs"], responses=PROBLEM_RESPONSES)
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from rateline_shared.errors import Unprocessable
-
 from rateline_invoicing.domain.errors import PeriodError
+from rateline_shared.errors import Unprocessable
 
 
 def period_problem(err: PeriodError, location: str) -> Unprocessable:

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from rateline_shared.auth import Principal, require_scope
-from rateline_shared.db import uow, utcnow
-from rateline_shared.errors import PROBLEM_RESPONSES
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rateline_invoicing import billing
 from rateline_invoicing import repository as repo
 from rateline_invoicing.api.schemas import Invoice, InvoicePage, InvoiceStatus
 from rateline_invoicing.settings import InvoicingSettings
+from rateline_shared.auth import Principal, require_scope
+from rateline_shared.db import uow, utcnow
+from rateline_shared.errors import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/v1", tags=["invoices"], responses=PROBLEM_RESPONSES)
 

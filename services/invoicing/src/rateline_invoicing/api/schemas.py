@@ -8,10 +8,10 @@ from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from rateline_shared.money import DecimalString, MoneyModel, minor_units
 from sqlalchemy.engine import RowMapping
 
 from rateline_invoicing.domain.invoices import in_minor_units
+from rateline_shared.money import DecimalString, MoneyModel, minor_units
 
 BillRunStatus = Literal["pending", "running", "completed", "completed_with_errors"]
 InvoiceStatus = Literal["draft", "finalized", "paid"]

@@ -6,9 +6,6 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from rateline_shared.auth import Principal, require_scope
-from rateline_shared.db import uow
-from rateline_shared.errors import PROBLEM_RESPONSES, NotFound
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rateline_invoicing import repository as repo
@@ -23,6 +20,9 @@ from rateline_invoicing.api.schemas import (
 )
 from rateline_invoicing.domain.errors import PeriodError
 from rateline_invoicing.domain.periods import BillingPeriod
+from rateline_shared.auth import Principal, require_scope
+from rateline_shared.db import uow
+from rateline_shared.errors import PROBLEM_RESPONSES, NotFound
 
 router = APIRouter(prefix="/v1", tags=["billable-usage"], responses=PROBLEM_RESPONSES)
 

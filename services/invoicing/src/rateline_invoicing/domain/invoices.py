@@ -26,14 +26,13 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
-from rateline_shared.money import Money, minor_units
-
 from rateline_invoicing.domain.errors import (
     CurrencyMismatch,
     UnknownPlan,
     UnsupportedBillingPeriod,
 )
 from rateline_invoicing.domain.periods import BillingPeriod
+from rateline_shared.money import Money, minor_units
 
 
 class LineKind(StrEnum):

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from rateline_shared.money import Money
-
 from rateline_invoicing.domain.errors import CurrencyMismatch
+from rateline_shared.money import Money
 
 
 class InvoiceStatus(StrEnum):

@@ -6,15 +6,15 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from rateline_shared.auth import Principal, require_scope
-from rateline_shared.db import advisory_xact_lock, uow, utcnow
-from rateline_shared.errors import PROBLEM_RESPONSES, NotFound, Unprocessable
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rateline_payment import repository as repo
 from rateline_payment.api.schemas import PaymentMethod, PaymentMethodCreate, PaymentMethodPage
 from rateline_payment.domain.methods import becomes_default
 from rateline_payment.providers import UnknownToken, provider_for
+from rateline_shared.auth import Principal, require_scope
+from rateline_shared.db import advisory_xact_lock, uow, utcnow
+from rateline_shared.errors import PROBLEM_RESPONSES, NotFound, Unprocessable
 
 router = APIRouter(prefix="/v1", tags=["payment-methods"], responses=PROBLEM_RESPONSES)
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from rateline_shared.auth import Principal, require_scope
-from rateline_shared.db import uow
-from rateline_shared.errors import PROBLEM_RESPONSES, NotFound
-from rateline_shared.money import MoneyModel
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rateline_payment import repository as repo
 from rateline_payment.api.schemas import Payment, PaymentPage
 from rateline_payment.domain.collection import PaymentStatus, canonical_amount
+from rateline_shared.auth import Principal, require_scope
+from rateline_shared.db import uow
+from rateline_shared.errors import PROBLEM_RESPONSES, NotFound
+from rateline_shared.money import MoneyModel
 
 router = APIRouter(prefix="/v1", tags=["payments"], responses=PROBLEM_RESPONSES)
 

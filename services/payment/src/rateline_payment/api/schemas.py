@@ -6,9 +6,9 @@ import datetime as dt
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from rateline_shared.money import MoneyModel
 
 from rateline_payment.domain.collection import PaymentStatus
+from rateline_shared.money import MoneyModel
 
 
 class Input(BaseModel):

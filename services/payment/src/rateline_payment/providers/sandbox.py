@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from rateline_shared.db import unit_of_work
-from rateline_shared.money import Money, minor_units
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -39,6 +37,8 @@ from rateline_payment.providers.base import (
     IdempotencyConflict,
     UnknownToken,
 )
+from rateline_shared.db import unit_of_work
+from rateline_shared.money import Money, minor_units
 
 SANDBOX = "sandbox"
 

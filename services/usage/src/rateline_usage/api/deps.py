@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from rateline_shared.auth import Principal, require_scope
-from rateline_shared.db import uow
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rateline_shared.auth import Principal, require_scope
+from rateline_shared.db import uow
 from rateline_usage.settings import UsageSettings
 
 Read = Annotated[Principal, Depends(require_scope("usage:read"))]

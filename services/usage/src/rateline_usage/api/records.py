@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.engine import RowMapping
+
 from rateline_shared.errors import (
     PROBLEM_RESPONSES,
     BadRequest,
@@ -16,8 +18,6 @@ from rateline_shared.errors import (
     Unprocessable,
 )
 from rateline_shared.money import MoneyModel
-from sqlalchemy.engine import RowMapping
-
 from rateline_usage import intake
 from rateline_usage import repository as repo
 from rateline_usage.api.deps import Read, Session, Settings, Write

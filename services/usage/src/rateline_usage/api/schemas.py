@@ -6,9 +6,9 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
 from rateline_shared.db import utcnow
 from rateline_shared.money import DecimalString, MoneyModel
-
 from rateline_usage.domain.mediation import MAX_BATCH_RECORDS, check_start
 
 

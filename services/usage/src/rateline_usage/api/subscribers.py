@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from rateline_shared.errors import PROBLEM_RESPONSES, NotFound
 
+from rateline_shared.errors import PROBLEM_RESPONSES, NotFound
 from rateline_usage import repository as repo
 from rateline_usage.api.deps import Read, Session, Settings
 from rateline_usage.api.schemas import Rate, Subscriber

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, status
-from rateline_shared.auth import Principal, require_scope
-from rateline_shared.db import uow, utcnow
-from rateline_shared.errors import PROBLEM_RESPONSES, Conflict, NotFound
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rateline_shared.auth import Principal, require_scope
+from rateline_shared.db import uow, utcnow
+from rateline_shared.errors import PROBLEM_RESPONSES, Conflict, NotFound
 from rateline_webhooks import repository as repo
 from rateline_webhooks.api.schemas import Attempt, Delivery, DeliveryDetail, DeliveryPage
 from rateline_webhooks.db import webhook_deliveries, webhook_endpoints

@@ -6,11 +6,11 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from rateline_shared.auth import Principal, require_scope
 from rateline_shared.db import uow, utcnow
 from rateline_shared.errors import PROBLEM_RESPONSES, NotFound, Unprocessable
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from rateline_webhooks import repository as repo
 from rateline_webhooks.api.schemas import (
     Endpoint,
