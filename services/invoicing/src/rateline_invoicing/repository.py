@@ -24,34 +24,15 @@ from rateline_invoicing.db import (
     rated_usage,
     subscriptions,
 )
+from rateline_shared import repository as generic
 from rateline_shared.db import utcnow
-from rateline_shared.pagination import page_of, paginate
+
+# The generic tenant-scoped queries (rateline_shared.repository), used by the API as repo.*.
+get = generic.get
+list_page = generic.list_page
+
 
 OPEN_RUN_STATUSES = ("pending", "running")
-
-
-# --- generic ----------------------------------------------------------------------------------
-async def get(session: AsyncSession, table: Table, tenant: str, ident: str) -> RowMapping | None:
-    stmt = select(table).where(table.c.tenant == tenant, table.c.id == ident)
-    return (await session.execute(stmt)).mappings().first()
-
-
-async def list_page(
-    session: AsyncSession,
-    table: Table,
-    tenant: str,
-    *,
-    cursor: str | None,
-    limit: int,
-    filters: dict[str, Any],
-) -> tuple[list[RowMapping], str | None]:
-    stmt = select(table).where(table.c.tenant == tenant)
-    for column, value in filters.items():
-        if value is not None:
-            stmt = stmt.where(table.c[column] == value)
-    stmt = paginate(stmt, table.c.created_at, table.c.id, cursor, limit)
-    rows = list((await session.execute(stmt)).mappings().all())
-    return page_of(rows, limit)
 
 
 # --- projections ------------------------------------------------------------------------------
