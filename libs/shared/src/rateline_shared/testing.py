@@ -33,6 +33,8 @@ _db_counter = itertools.count(1)
 
 @dataclass
 class TestKeys:
+    __test__ = False  # a fixture helper, not a test class
+
     key: RSAKey
     issuer: str = "rateline-gateway"
     audience: str = "rateline"
