@@ -135,3 +135,33 @@ async def test_subscription_in_a_foreign_currency_is_refused(api: Api) -> None:
     assert "USD" in problem["detail"] and "EUR" in problem["detail"]
     subs = (await api.get("/v1/subscriptions", account_id=account["id"])).json()["items"]
     assert subs == []
+
+
+async def test_cgrates_tariff_plan_import_and_quote_through_the_gateway(api: Api) -> None:
+    """A CGRateS tariff-plan folder, zipped, uploaded through the gateway (multipart, streamed),
+    then priced: 85 s from 1001 to 1002 on Monday 13:00 UTC (RP_RETAIL2 peak: connect fee 0.4,
+    first 60 s at 0.2 per minute in 60 s steps, then 0.1 per minute in 1 s steps:
+    0.4 + 0.2 + 25 x 0.001667 -> 0.64175 -> 0.6418 rounded *up to 4 decimals)."""
+    import io
+    import zipfile
+
+    from rateline_shared.testing import shared_data_dir
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for path in sorted((shared_data_dir() / "cgrates" / "oldtutorial").glob("*.csv")):
+            z.writestr(f"oldtutorial/{path.name}", path.read_text())
+    resp = await api.http.post(
+        "/v1/tariff-imports",
+        data={"format": "cgrates", "currency": "EUR"},
+        files={"file": ("oldtutorial.zip", buf.getvalue(), "application/zip")},
+    )
+    assert resp.status_code == 201, resp.text
+    quote = await api.ok("POST", "/v1/rating/quote", {
+        "category": "call", "subject": "1001", "destination": "1002", "start": "2014-08-04T13:00:00Z", "usage": 85,
+    })
+    assert (quote["cost"], quote["currency"]) == ("0.6418", "EUR")
+    unknown = await api.post("/v1/rating/quote", {
+        "category": "call", "subject": "1001", "destination": "99999", "start": "2014-08-04T13:00:00Z", "usage": 85,
+    })
+    assert unknown.status_code == 422 and unknown.json()["type"].endswith("/unauthorized-destination")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -131,3 +132,13 @@ async def wait_until(
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
+
+
+def shared_data_dir() -> Path:
+    """``shared/data`` beside the project root (read-only design notes and sample data), or
+    ``$RATELINE_SHARED_DATA`` when set."""
+    override = os.environ.get("RATELINE_SHARED_DATA")
+    if override:
+        return Path(override)
+    root = Path(__file__).resolve().parents[4]  # libs/shared/src/rateline_shared/testing.py
+    return root.parent / "shared" / "data"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from rateline_catalog.api import plans
+from rateline_catalog.api import plans, tariffs
 from rateline_catalog.events import CONSUMERS, SERVICE
 from rateline_catalog.settings import CatalogSettings
 from rateline_shared.deadletters import dead_letters_router
@@ -20,9 +20,12 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
     return build_service_app(
         service=SERVICE,
         title="Rateline catalog service",
-        description="Plans: a recurring fee and usage rates (voice per minute, SMS per message).",
+        description=(
+            "Plans: a recurring fee and usage rates (voice per minute, SMS per message); "
+            "CGRateS tariff-plan import and call quotes."
+        ),
         settings=settings,
-        routers=[plans.router, dead_letters_router(SERVICE)],
+        routers=[plans.router, tariffs.router, dead_letters_router(SERVICE)],
         consumers=CONSUMERS,
         migrations_dir=MIGRATIONS,
     )

@@ -14,9 +14,11 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
+    Text,
     UniqueConstraint,
     func,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 from rateline_shared.db import new_metadata
 
@@ -52,4 +54,33 @@ plan_rates = Table(
     Column("first_increment", Integer, nullable=False),
     Column("increment", Integer, nullable=False),
     Column("position", Integer, nullable=False),
+)
+
+# Imported CGRateS tariff plans. An import keeps the six CSV files exactly as uploaded (they
+# are re-parsed, cheaply and with the same rules, to rate); the tenant's latest import is the
+# one in force. ``summary`` holds the counts per kind reported to the client.
+tariff_imports = Table(
+    "tariff_imports",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("format", String(20), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("summary", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_tariff_imports_tenant_created_at_id", "tenant", "created_at", "id"),
+)
+
+tariff_import_files = Table(
+    "tariff_import_files",
+    metadata,
+    Column(
+        "import_id",
+        String(36),
+        ForeignKey("tariff_imports.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("name", String(64), primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("content", Text, nullable=False),
 )

@@ -6,5 +6,6 @@ from rateline_shared.events.consumer import ConsumerSpec
 
 SERVICE = "catalog"
 PLAN_PUBLISHED = "catalog.plan.published"
+TARIFF_IMPORTED = "catalog.tariff.imported"
 
 CONSUMERS: list[ConsumerSpec] = []

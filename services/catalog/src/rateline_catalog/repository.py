@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rateline_catalog.db import plan_rates, plans
+from rateline_catalog.db import plan_rates, plans, tariff_import_files, tariff_imports
 from rateline_shared.pagination import page_of, paginate
 
 
@@ -74,3 +74,40 @@ async def list_plans(
     stmt = paginate(stmt, plans.c.created_at, plans.c.id, cursor, limit)
     rows = list((await session.execute(stmt)).mappings().all())
     return page_of(rows, limit)
+
+
+async def insert_tariff_import(
+    session: AsyncSession, values: dict[str, Any], files: dict[str, str]
+) -> RowMapping:
+    """Insert an import and its files (the caller's transaction makes it all-or-nothing)."""
+    stmt = insert(tariff_imports).values(**values).returning(tariff_imports)
+    row: RowMapping = (await session.execute(stmt)).mappings().one()
+    await session.execute(
+        insert(tariff_import_files),
+        [
+            {"import_id": values["id"], "tenant": values["tenant"], "name": n, "content": c}
+            for n, c in sorted(files.items())
+        ],
+    )
+    return row
+
+
+async def current_tariff_import(session: AsyncSession, tenant: str) -> RowMapping | None:
+    """The tenant's latest import, or ``None`` if it never imported one."""
+    stmt = (
+        select(tariff_imports)
+        .where(tariff_imports.c.tenant == tenant)
+        .order_by(tariff_imports.c.created_at.desc(), tariff_imports.c.id.desc())
+        .limit(1)
+    )
+    return (await session.execute(stmt)).mappings().first()
+
+
+async def files_of_import(
+    session: AsyncSession, tenant: str, import_id: str
+) -> dict[str, str]:
+    """The CSV files of one import of the tenant, by name."""
+    stmt = select(tariff_import_files.c.name, tariff_import_files.c.content).where(
+        tariff_import_files.c.tenant == tenant, tariff_import_files.c.import_id == import_id
+    )
+    return {r.name: r.content for r in (await session.execute(stmt)).all()}

@@ -141,3 +141,14 @@ class PaymentOutcome(Payload):
     failure_code: str | None = None
     failure_message: str | None = None
     occurred_at: datetime
+
+
+# --- catalog: tariff plans -------------------------------------------------------------------
+class TariffImported(Payload):
+    """``catalog.tariff.imported``: a tariff plan (e.g. CGRateS CSV) was imported and is in force."""
+
+    import_id: str
+    format: str
+    currency: str
+    counts: dict[str, int]
+    imported_at: datetime

@@ -61,3 +61,50 @@ class Plan(BaseModel):
 class PlanPage(BaseModel):
     items: list[Plan]
     next_cursor: str | None = None
+
+
+class TariffImport(BaseModel):
+    id: str
+    format: str
+    currency: str
+    counts: dict[str, int] = Field(
+        description="destinations, timings, rates, destination_rates, rating_plans, rating_profiles"
+    )
+    created_at: dt.datetime
+
+
+class QuoteIn(Input):
+    category: str = Field(examples=["call"], description="call, sms, data, generic, ...")
+    subject: str = Field(examples=["1001"])
+    destination: str = Field(examples=["1002"])
+    start: dt.datetime = Field(description="Answer time, RFC 3339 with an offset")
+    usage: Annotated[int, Field(strict=True, ge=0)] | Annotated[str, Field(max_length=40)] = Field(
+        examples=[85],
+        description="An integer: seconds for category call, units (messages, bytes) otherwise; "
+        "or a duration string such as '1m25s'",
+    )
+
+
+class QuoteInterval(BaseModel):
+    start: dt.datetime
+    duration: DecimalString = Field(description="Billed, in the unit of the request's usage")
+    rate: DecimalString = Field(description="Price per rate unit")
+    rate_unit: DecimalString
+    rate_increment: DecimalString
+    increments: int
+    increment_cost: DecimalString
+    cost: DecimalString
+    destination_rate: str
+    timing: str
+
+
+class Quote(BaseModel):
+    cost: DecimalString
+    currency: str
+    rating_plan: str
+    subject: str = Field(description="The subject whose profile rated it (after fallbacks)")
+    connect_fee: DecimalString
+    usage: DecimalString = Field(description="Billed usage (rounded up to whole increments)")
+    max_cost_reached: bool
+    disconnected: bool = Field(description="MaxCost *disconnect ended the call early")
+    intervals: list[QuoteInterval]

@@ -1,0 +1,1 @@
+"""CGRateS-compatible tariff plans: model, CSV import and rating (pure)."""
