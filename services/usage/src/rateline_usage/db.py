@@ -3,7 +3,11 @@
 ``accounts``, ``lines``, ``subscriptions`` and ``plans`` are projections of other services'
 events, keyed by (tenant, id) and written only by the consumers in ``events.py``.
 ``usage_records`` holds every accepted record, rated or rejected, exactly once per
-(tenant, source, record_id).
+(tenant, source, record_id). A malformed row of a file import is kept too (rejected
+``malformed``, its ``raw`` row stored, the fields that could not be read left NULL until a
+correction fills them). ``corrections`` audits every correction with the values it replaced.
+``imports`` records each file import with its counts; ``column_mappings`` are saved layouts
+of CSV files.
 
 Quantities and amounts are unconstrained ``NUMERIC``: PostgreSQL stores the exact ``Decimal``
 rating produced *with its scale* (a rated amount has 4 decimals, see
@@ -11,10 +15,12 @@ rating produced *with its scale* (a rated amount has 4 decimals, see
 """
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Date,
     DateTime,
     Index,
+    Integer,
     Numeric,
     PrimaryKeyConstraint,
     String,
@@ -94,12 +100,12 @@ usage_records = Table(
     Column("tenant", String(64), nullable=False),
     Column("source", String(100), nullable=False),
     Column("record_id", String(200), nullable=False),
-    Column("service", String(20), nullable=False),
-    Column("msisdn", String(40), nullable=False),  # E.164 when readable, else as received
+    Column("service", String(20), nullable=True),
+    Column("msisdn", String(40), nullable=True),  # E.164 when readable, else as received
     Column("destination", String(64), nullable=True),
-    Column("started_at", DateTime(timezone=True), nullable=False),
-    Column("quantity", Numeric(asdecimal=True), nullable=False),
-    Column("unit", String(20), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("quantity", Numeric(asdecimal=True), nullable=True),
+    Column("unit", String(20), nullable=True),
     Column("status", String(20), nullable=False),  # rated | rejected
     Column("reason", String(40), nullable=True),
     Column("reason_message", Text, nullable=True),
@@ -111,6 +117,10 @@ usage_records = Table(
     Column("amount", Numeric(asdecimal=True), nullable=True),
     Column("currency", String(3), nullable=True),
     Column("rated_at", DateTime(timezone=True), nullable=True),
+    Column("raw", Text, nullable=True),  # the file row a record came from (imports)
+    Column("import_id", String(36), nullable=True),
+    # [{"at", "by", "original": {...}, "changes": {...}}, ...] oldest first
+    Column("corrections", JSONB, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # De-duplication forever: one record per (tenant, source, record_id).
@@ -119,4 +129,40 @@ usage_records = Table(
     Index("ix_usage_records_tenant_status_created_at", "tenant", "status", "created_at", "id"),
     Index("ix_usage_records_tenant_msisdn", "tenant", "msisdn"),
     Index("ix_usage_records_tenant_account_id", "tenant", "account_id"),
+    Index("ix_usage_records_tenant_reason", "tenant", "reason"),
+    Index("ix_usage_records_tenant_import_id", "tenant", "import_id"),
+)
+
+column_mappings = Table(
+    "column_mappings",
+    metadata,
+    Column("tenant", String(64), nullable=False),
+    Column("id", String(36), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("header", Boolean, nullable=False),
+    Column("columns", JSONB, nullable=False),  # {field: column name | 0-based index}
+    Column("service", String(20), nullable=True),
+    Column("time_format", String(64), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("tenant", "id", name="pk_column_mappings"),
+    UniqueConstraint("tenant", "name", name="uq_column_mappings_tenant_name"),
+)
+
+imports = Table(
+    "imports",
+    metadata,
+    Column("tenant", String(64), nullable=False),
+    Column("id", String(36), nullable=False),
+    Column("format", String(20), nullable=False),
+    Column("source", String(100), nullable=False),
+    Column("mapping_id", String(36), nullable=True),
+    Column("timezone", String(64), nullable=False),
+    Column("received", Integer, nullable=False),
+    Column("rated", Integer, nullable=False),
+    Column("rejected", Integer, nullable=False),
+    Column("malformed", Integer, nullable=False),
+    Column("duplicates", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("tenant", "id", name="pk_imports"),
 )

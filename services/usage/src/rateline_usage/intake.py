@@ -20,6 +20,7 @@ from rateline_shared.events import publish_in_transaction
 from rateline_shared.events.payloads import RatedRecord
 from rateline_usage import repository as repo
 from rateline_usage.domain.guiding import (
+    MALFORMED,
     STATUS_DUPLICATE,
     STATUS_RATED,
     STATUS_REJECTED,
@@ -48,6 +49,28 @@ class RecordIn:
     destination: str | None = None
     duration_seconds: int | None = None
     count: int | None = None
+    raw: str | None = None  # the file row (imports)
+    import_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MalformedIn:
+    """A file row that is not a valid record: stored rejected ``malformed``, never dropped.
+
+    The fields that could be read are kept (each valid on its own); the others stay empty until
+    a correction fills them.
+    """
+
+    source: str
+    record_id: str
+    raw: str
+    message: str
+    import_id: str | None = None
+    service: str | None = None
+    msisdn: str | None = None
+    started_at: datetime | None = None
+    destination: str | None = None
+    quantity: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +87,8 @@ class ItemResult:
 class IngestSummary:
     received: int = 0
     rated: int = 0
-    rejected: int = 0
+    rejected: int = 0  # including the malformed ones
+    malformed: int = 0
     duplicates: int = 0
     results: list[ItemResult] = field(default_factory=list)
 
@@ -130,10 +154,27 @@ def _rated_record(
     )
 
 
+def _malformed(message: str) -> Outcome:
+    return Outcome(STATUS_REJECTED, MALFORMED, message)
+
+
+def incomplete_fields(row: Any) -> list[str]:
+    """The fields a stored record still lacks before it can be guided (a malformed row)."""
+    return [name for name in ("service", "msisdn", "started_at", "quantity") if row[name] is None]
+
+
 async def ingest(
-    session: AsyncSession, tenant: str, records: Sequence[RecordIn], *, default_region: str
+    session: AsyncSession,
+    tenant: str,
+    records: Sequence[RecordIn | MalformedIn],
+    *,
+    default_region: str,
 ) -> IngestSummary:
-    """Store a batch once per (source, record_id), rating what can be rated."""
+    """Store a batch once per (source, record_id), rating what can be rated.
+
+    Every intake format ends here. Malformed file rows are stored rejected ``malformed``
+    (de-duplicated like the others) so that they can be corrected and re-processed.
+    """
     now = utcnow()
     keys = [(r.source, r.record_id) for r in records]
     earlier = first_occurrences(keys)
@@ -142,16 +183,17 @@ async def ingest(
     fresh = [i for i in firsts if keys[i] not in stored]
 
     normalise = _Normaliser(default_region)
-    usages = {
-        i: Usage(
-            service=records[i].service,
-            msisdn=normalise(records[i].msisdn),
-            started_at=records[i].started_at,
-            quantity=quantity_of(records[i].service, records[i].duration_seconds, records[i].count),
-            raw_msisdn=records[i].msisdn,
-        )
-        for i in fresh
-    }
+    usages: dict[int, Usage] = {}
+    for i in fresh:
+        rec = records[i]
+        if isinstance(rec, RecordIn):
+            usages[i] = Usage(
+                service=rec.service,
+                msisdn=normalise(rec.msisdn),
+                started_at=rec.started_at,
+                quantity=quantity_of(rec.service, rec.duration_seconds, rec.count),
+                raw_msisdn=rec.msisdn,
+            )
     directory = await repo.load_directory(
         session, tenant, (u.msisdn for u in usages.values() if u.msisdn is not None)
     )
@@ -159,15 +201,29 @@ async def ingest(
     ids = dict(zip(fresh, new_ids(len(fresh)), strict=True))
     rows = []
     for i in fresh:
-        rec, usage = records[i], usages[i]
+        rec = records[i]
+        common = {
+            "id": ids[i], "source": rec.source, "record_id": rec.record_id,
+            "destination": rec.destination, "raw": rec.raw, "import_id": rec.import_id,
+        }
+        if isinstance(rec, MalformedIn):
+            outcomes[i] = _malformed(rec.message)
+            rows.append(
+                common | {
+                    "service": rec.service,
+                    "msisdn": rec.msisdn,
+                    "started_at": rec.started_at,
+                    "quantity": None if rec.quantity is None else Decimal(rec.quantity),
+                    "unit": QUANTITY_UNITS[rec.service] if rec.service else None,
+                    **_outcome_columns(outcomes[i], now),
+                }
+            )
+            continue
+        usage = usages[i]
         rows.append(
-            {
-                "id": ids[i],
-                "source": rec.source,
-                "record_id": rec.record_id,
+            common | {
                 "service": rec.service,
                 "msisdn": usage.msisdn or rec.msisdn,
-                "destination": rec.destination,
                 "started_at": rec.started_at,
                 "quantity": Decimal(usage.quantity),
                 "unit": QUANTITY_UNITS[rec.service],
@@ -190,6 +246,7 @@ async def ingest(
                 ItemResult(index, rec.record_id, outcome.status, ids[index], outcome.reason, outcome.message)
             )
             if outcome.status == STATUS_RATED:
+                assert isinstance(rec, RecordIn)
                 summary.rated += 1
                 rated.append(
                     _rated_record(
@@ -199,6 +256,7 @@ async def ingest(
                 )
             else:
                 summary.rejected += 1
+                summary.malformed += outcome.reason == MALFORMED
             continue
         key = keys[index] if first is None else keys[first]
         existing = stored.get(key) or ids[first if first is not None else index]
@@ -214,8 +272,12 @@ async def reprocess(
     *,
     record_ids: Sequence[str] | None,
     default_region: str,
+    filters: repo.RejectedFilter | None = None,
 ) -> ReprocessSummary:
-    """Guide and rate rejected records again (given ones, or the whole rejected queue)."""
+    """Guide and rate rejected records again (given ones, or the rejected queue by filters).
+
+    A record that still lacks a field (a malformed row not yet corrected) stays ``malformed``.
+    """
     summary = ReprocessSummary()
     normalise = _Normaliser(default_region)
     after: tuple[datetime, str] | None = None
@@ -227,12 +289,15 @@ async def reprocess(
             ids=wanted,
             after=after,
             limit=len(wanted) if wanted is not None else REPROCESS_CHUNK,
+            filters=filters,
         )
         if not rows:
             break
         now = utcnow()
         usages = [
-            Usage(
+            None
+            if incomplete_fields(r)
+            else Usage(
                 service=r["service"],
                 msisdn=normalise(r["msisdn"]),
                 started_at=r["started_at"],
@@ -242,11 +307,15 @@ async def reprocess(
             for r in rows
         ]
         directory = await repo.load_directory(
-            session, tenant, (u.msisdn for u in usages if u.msisdn is not None)
+            session, tenant, (u.msisdn for u in usages if u is not None and u.msisdn is not None)
         )
         updates, rated = [], []
         for row, usage in zip(rows, usages, strict=True):
-            outcome = guide(usage, directory)
+            if usage is None:
+                missing = ", ".join(incomplete_fields(row))
+                outcome = _malformed(f"still malformed: {missing} missing; correct the record first")
+            else:
+                outcome = guide(usage, directory)
             updates.append({"id": row["id"], **_outcome_columns(outcome, now)})
             if outcome.status == STATUS_RATED:
                 summary.rated += 1

@@ -14,14 +14,22 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, func, select, text, tuple_
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import String, any_, bindparam, cast, func, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rateline_shared.pagination import page_of, paginate
-from rateline_usage.db import accounts, lines, plans, subscriptions, usage_records
+from rateline_usage.db import (
+    accounts,
+    column_mappings,
+    imports,
+    lines,
+    plans,
+    subscriptions,
+    usage_records,
+)
 from rateline_usage.domain.guiding import (
     AccountView,
     Directory,
@@ -221,6 +229,8 @@ _RECORD_COLUMNS: dict[str, str] = {
     "amount": "numeric",
     "currency": "varchar",
     "rated_at": "timestamptz",
+    "raw": "text",
+    "import_id": "varchar",
 }
 _OUTCOME_COLUMNS = (
     "status", "reason", "reason_message", "line_id", "account_id", "subscription_id",
@@ -303,6 +313,15 @@ async def update_outcomes(
     await session.execute(_UPDATE_OUTCOMES, params)
 
 
+@dataclass(frozen=True, slots=True)
+class RejectedFilter:
+    """Narrows the rejected queue: by reason, by source, received at or after ``since``."""
+
+    reason: str | None = None
+    source: str | None = None
+    since: datetime | None = None
+
+
 async def lock_rejected(
     session: AsyncSession,
     tenant: str,
@@ -310,6 +329,7 @@ async def lock_rejected(
     ids: Sequence[str] | None,
     after: tuple[datetime, str] | None,
     limit: int,
+    filters: RejectedFilter | None = None,
 ) -> list[RowMapping]:
     """Rejected records to re-process, locked until the commit (oldest first).
 
@@ -325,6 +345,13 @@ async def lock_rejected(
         stmt = stmt.where(
             tuple_(usage_records.c.created_at, usage_records.c.id) > tuple_(after[0], after[1])
         )
+    if filters is not None:
+        if filters.reason is not None:
+            stmt = stmt.where(usage_records.c.reason == filters.reason)
+        if filters.source is not None:
+            stmt = stmt.where(usage_records.c.source == filters.source)
+        if filters.since is not None:
+            stmt = stmt.where(usage_records.c.created_at >= filters.since)
     stmt = (
         stmt.order_by(usage_records.c.created_at, usage_records.c.id)
         .limit(limit)
@@ -354,3 +381,74 @@ async def list_records(
     rows = list((await session.execute(stmt)).mappings().all())
     return page_of(rows, limit)
 
+
+
+async def lock_record(session: AsyncSession, tenant: str, ident: str) -> RowMapping | None:
+    stmt = (
+        select(usage_records)
+        .where(usage_records.c.tenant == tenant, usage_records.c.id == ident)
+        .with_for_update()
+    )
+    return (await session.execute(stmt)).mappings().first()
+
+
+async def correct_record(
+    session: AsyncSession, tenant: str, ident: str, values: dict[str, Any], audit: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Write corrected fields of a rejected record and append ``audit`` to its corrections."""
+    await session.execute(
+        update(usage_records)
+        .where(
+            usage_records.c.tenant == tenant,
+            usage_records.c.id == ident,
+            usage_records.c.status == "rejected",
+        )
+        .values(
+            **values,
+            corrections=func.coalesce(usage_records.c.corrections, cast([], JSONB)).op("||")(
+                cast([audit], JSONB)
+            ),
+            updated_at=now,
+        )
+    )
+
+
+# --- imports and column mappings ----------------------------------------------------------
+async def insert_import(session: AsyncSession, tenant: str, values: dict[str, Any]) -> RowMapping:
+    stmt = pg_insert(imports).values(tenant=tenant, **values).returning(*imports.c)
+    row: RowMapping = (await session.execute(stmt)).mappings().one()
+    return row
+
+
+async def get_import(session: AsyncSession, tenant: str, ident: str) -> RowMapping | None:
+    stmt = select(imports).where(imports.c.tenant == tenant, imports.c.id == ident)
+    return (await session.execute(stmt)).mappings().first()
+
+
+async def insert_mapping(session: AsyncSession, tenant: str, values: dict[str, Any]) -> RowMapping | None:
+    """The new mapping, or ``None`` when the name is taken."""
+    stmt = (
+        pg_insert(column_mappings)
+        .values(tenant=tenant, **values)
+        .on_conflict_do_nothing(index_elements=[column_mappings.c.tenant, column_mappings.c.name])
+        .returning(*column_mappings.c)
+    )
+    row: RowMapping | None = (await session.execute(stmt)).mappings().first()
+    return row
+
+
+async def get_mapping(session: AsyncSession, tenant: str, ident: str) -> RowMapping | None:
+    stmt = select(column_mappings).where(
+        column_mappings.c.tenant == tenant, column_mappings.c.id == ident
+    )
+    return (await session.execute(stmt)).mappings().first()
+
+
+async def list_mappings(
+    session: AsyncSession, tenant: str, *, cursor: str | None, limit: int
+) -> tuple[list[RowMapping], str | None]:
+    stmt = select(column_mappings).where(column_mappings.c.tenant == tenant)
+    stmt = paginate(stmt, column_mappings.c.created_at, column_mappings.c.id, cursor, limit)
+    rows = list((await session.execute(stmt)).mappings().all())
+    return page_of(rows, limit)

@@ -65,13 +65,15 @@ async def _already_processed(session: AsyncSession, consumer: str, event: CloudE
     return result.first() is None
 
 
-async def _dead_letter(
+async def dead_letter(
     js: JetStreamContext,
     sessions: async_sessionmaker[AsyncSession],
     spec: ConsumerSpec,
     msg: Msg,
     error: str,
 ) -> None:
+    """Copy ``msg`` to the dead-letter stream and table with ``error``, then terminate it.
+    Public so that a service's own consumer loop (the usage mediation feed) uses the same rule."""
     event_id = (msg.headers or {}).get("Nats-Msg-Id", "") or f"seq-{msg.metadata.sequence.stream}"
     await js.publish(
         f"{DEAD_LETTER_PREFIX}.{spec.name}",
@@ -117,7 +119,7 @@ async def handle_message(
         event = CloudEvent.model_validate_json(msg.data)
     except ValidationError as exc:
         EVENTS_CONSUMED.labels(spec.name, msg.subject, "malformed").inc()
-        await _dead_letter(js, sessions, spec, msg, f"malformed envelope: {exc}")
+        await dead_letter(js, sessions, spec, msg, f"malformed envelope: {exc}")
         return
     handler = spec.handlers.get(event.type)
     token = correlation_id.set(event.correlationid)
@@ -137,7 +139,7 @@ async def handle_message(
         extra = {"event_id": event.id, "event_type": event.type, "tenant": event.tenant}
         if isinstance(exc, PoisonEvent) or deliveries >= max_deliver:
             logger.exception("handler failed for good after %s deliveries", deliveries, extra=extra)
-            await _dead_letter(js, sessions, spec, msg, f"{type(exc).__name__}: {exc}")
+            await dead_letter(js, sessions, spec, msg, f"{type(exc).__name__}: {exc}")
         else:
             logger.warning("handler failed (delivery %s), will retry: %s", deliveries, exc, extra=extra)
             await msg.nak(delay=min(0.5 * 2 ** (deliveries - 1), 30.0))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rateline_shared.db import utcnow
 from rateline_shared.money import DecimalString, MoneyModel
+from rateline_usage.domain.formats import ISO, MAPPABLE_FIELDS
 from rateline_usage.domain.mediation import MAX_BATCH_RECORDS, check_start
 
 
@@ -65,6 +67,7 @@ def batch_schema() -> dict[str, Any]:
 
 class RecordResult(BaseModel):
     index: int
+    row: int | None = Field(default=None, description="CSV/file: the data row (1 = first after any header)")
     record_id: str
     status: Literal["rated", "rejected", "duplicate"]
     id: str = Field(description="The stored record (for a duplicate: the one stored first)")
@@ -84,12 +87,12 @@ class UsageRecord(BaseModel):
     id: str
     source: str
     record_id: str
-    service: str
-    msisdn: str
+    service: str | None = Field(description="null only for a malformed import row")
+    msisdn: str | None = Field(description="null only for a malformed import row")
     destination: str | None
-    started_at: dt.datetime
-    quantity: DecimalString = Field(description="As measured, in `unit`")
-    unit: str = Field(description="second | message")
+    started_at: dt.datetime | None = Field(description="null only for a malformed import row")
+    quantity: DecimalString | None = Field(description="As measured, in `unit`")
+    unit: str | None = Field(description="second | message")
     status: str = Field(description="rated | rejected")
     reason: str | None = Field(description="Reason code when rejected, e.g. unknown-line")
     reason_message: str | None
@@ -100,6 +103,11 @@ class UsageRecord(BaseModel):
     billed_quantity: DecimalString | None = Field(description="After increments, in `unit`")
     amount: MoneyModel | None = Field(description="Rated amount (4 decimals), not yet rounded")
     rated_at: dt.datetime | None
+    import_id: str | None = Field(default=None, description="The file import it came from")
+    raw: str | None = Field(default=None, description="The file row it came from (imports)")
+    corrections: list[dict[str, Any]] | None = Field(
+        default=None, description="Audit of corrections, oldest first: at, by, original, changes"
+    )
     created_at: dt.datetime
 
 
@@ -113,14 +121,119 @@ class ReprocessRequest(Input):
         default=None, min_length=1, max_length=MAX_BATCH_RECORDS
     )
     all_rejected: bool | None = Field(default=None, description="true: the whole rejected queue")
+    reason: str | None = Field(default=None, max_length=40, description="Only rejected with this reason")
+    source: str | None = Field(default=None, max_length=100, description="Only from this source")
+    since: AwareDatetime | None = Field(default=None, description="Only received at or after this")
 
     @model_validator(mode="after")
     def _one_selector(self) -> ReprocessRequest:
-        if (self.record_ids is None) == (self.all_rejected is None):
-            raise ValueError('give either "record_ids" or "all_rejected": true')
+        queue = self.all_rejected is not None or any(
+            v is not None for v in (self.reason, self.source, self.since)
+        )
+        if (self.record_ids is not None) == queue:
+            raise ValueError(
+                'give either "record_ids", or "all_rejected": true and/or the filters reason, source, since'
+            )
         if self.all_rejected is False:
             raise ValueError('"all_rejected" can only be true')
         return self
+
+
+class RecordCorrection(Input):
+    """Corrected fields of a rejected record (checked like intake); give at least one."""
+
+    service: Literal["voice", "sms"] | None = None
+    msisdn: str | None = Field(default=None, min_length=1, max_length=40)
+    started_at: AwareDatetime | None = Field(default=None, description="With a time zone")
+    duration_seconds: Annotated[int, Field(strict=True, ge=0)] | None = None
+    count: Annotated[int, Field(strict=True, ge=1)] | None = None
+
+    @field_validator("started_at")
+    @classmethod
+    def _not_in_future(cls, value: dt.datetime | None) -> dt.datetime | None:
+        problem = check_start(value, utcnow()) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> RecordCorrection:
+        if all(getattr(self, name) is None for name in type(self).model_fields):
+            raise ValueError("give at least one field to correct")
+        return self
+
+
+class ColumnMappingIn(Input):
+    """How to read a CSV: each record field from a column name (with a header) or index."""
+
+    name: str = Field(min_length=1, max_length=100, examples=["sbc-export"])
+    header: bool = Field(default=True, description="The file starts with a header line")
+    columns: dict[str, str | Annotated[int, Field(ge=0)]] = Field(
+        description="field -> column name or 0-based index; fields: " + ", ".join(MAPPABLE_FIELDS),
+        examples=[{"record_id": "call_id", "msisdn": "caller", "started_at": "start", "duration_seconds": "secs"}],
+    )
+    service: Literal["voice", "sms"] | None = Field(
+        default=None, description="The service of every row when no column holds it"
+    )
+    time_format: str = Field(
+        default=ISO, min_length=1, max_length=64,
+        description='"iso" (ISO 8601) or a strptime format such as "%d.%m.%Y %H:%M:%S"',
+    )
+    timezone: str = Field(default="UTC", description="IANA zone of times without an offset")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ColumnMappingIn:
+        unknown = sorted(set(self.columns) - set(MAPPABLE_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown fields {unknown}; fields are {list(MAPPABLE_FIELDS)}")
+        missing = [f for f in ("record_id", "msisdn", "started_at") if f not in self.columns]
+        if "service" not in self.columns and self.service is None:
+            missing.append("service (a column or the constant service)")
+        if missing:
+            raise ValueError(f"columns must include {missing}")
+        if not self.header and any(isinstance(c, str) for c in self.columns.values()):
+            raise ValueError("without a header, columns are 0-based indexes")
+        if self.time_format != ISO and "%" not in self.time_format:
+            raise ValueError('time_format is "iso" or a strptime format')
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {self.timezone!r}") from exc
+        return self
+
+
+class ColumnMappingOut(BaseModel):
+    id: str
+    name: str
+    header: bool
+    columns: dict[str, str | int]
+    service: str | None
+    time_format: str
+    timezone: str
+    created_at: dt.datetime
+
+
+class ColumnMappingPage(BaseModel):
+    items: list[ColumnMappingOut]
+    next_cursor: str | None = None
+
+
+class ImportSummary(BaseModel):
+    id: str
+    format: Literal["asterisk", "freeswitch", "mapping"]
+    source: str
+    mapping_id: str | None
+    timezone: str
+    received: int = Field(description="Data rows in the file")
+    rated: int
+    rejected: int = Field(description="Stored rejected, including the malformed rows")
+    malformed: int = Field(description="Rows that are not valid records (stored rejected `malformed`)")
+    duplicates: int
+    created_at: dt.datetime
+
+
+class ImportResult(ImportSummary):
+    results: list[RecordResult] = Field(description="One per data row, in file order")
 
 
 class ReprocessResult(BaseModel):

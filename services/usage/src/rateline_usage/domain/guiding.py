@@ -28,6 +28,7 @@ NO_SUBSCRIPTION = "no-subscription"
 UNKNOWN_PLAN = "unknown-plan"
 NO_RATE = "no-rate"
 UNRATABLE = "unratable"
+MALFORMED = "malformed"  # a file-import row that is not a valid record (kept with its raw row)
 
 
 @dataclass(frozen=True, slots=True)
