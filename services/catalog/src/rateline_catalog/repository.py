@@ -11,7 +11,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rateline_catalog.db import plan_rates, plans, tariff_import_files, tariff_imports
-from rateline_shared.pagination import page_of, paginate
+from rateline_shared import repository as generic
 
 
 async def insert_plan(
@@ -55,8 +55,7 @@ async def rates_of(
 
 
 async def get_plan(session: AsyncSession, tenant: str, plan_id: str) -> RowMapping | None:
-    stmt = select(plans).where(plans.c.tenant == tenant, plans.c.id == plan_id)
-    return (await session.execute(stmt)).mappings().first()
+    return await generic.get(session, plans, tenant, plan_id)
 
 
 async def list_plans(
@@ -67,13 +66,7 @@ async def list_plans(
     limit: int,
     filters: dict[str, Any],
 ) -> tuple[list[RowMapping], str | None]:
-    stmt = select(plans).where(plans.c.tenant == tenant)
-    for column, value in filters.items():
-        if value is not None:
-            stmt = stmt.where(plans.c[column] == value)
-    stmt = paginate(stmt, plans.c.created_at, plans.c.id, cursor, limit)
-    rows = list((await session.execute(stmt)).mappings().all())
-    return page_of(rows, limit)
+    return await generic.list_page(session, plans, tenant, cursor=cursor, limit=limit, filters=filters)
 
 
 async def insert_tariff_import(

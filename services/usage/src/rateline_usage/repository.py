@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rateline_shared import repository as generic
 from rateline_shared.pagination import page_of, paginate
 from rateline_usage.db import (
     accounts,
@@ -361,8 +362,7 @@ async def lock_rejected(
 
 
 async def get_record(session: AsyncSession, tenant: str, ident: str) -> RowMapping | None:
-    stmt = select(usage_records).where(usage_records.c.tenant == tenant, usage_records.c.id == ident)
-    return (await session.execute(stmt)).mappings().first()
+    return await generic.get(session, usage_records, tenant, ident)
 
 
 async def list_records(
@@ -373,13 +373,7 @@ async def list_records(
     limit: int,
     filters: dict[str, Any],
 ) -> tuple[list[RowMapping], str | None]:
-    stmt = select(usage_records).where(usage_records.c.tenant == tenant)
-    for column, value in filters.items():
-        if value is not None:
-            stmt = stmt.where(usage_records.c[column] == value)
-    stmt = paginate(stmt, usage_records.c.created_at, usage_records.c.id, cursor, limit)
-    rows = list((await session.execute(stmt)).mappings().all())
-    return page_of(rows, limit)
+    return await generic.list_page(session, usage_records, tenant, cursor=cursor, limit=limit, filters=filters)
 
 
 
