@@ -78,7 +78,7 @@ async def pipeline(stack: Stack, total: int) -> dict[str, Any]:
                 await asyncio.sleep(0.1)
             accounts.append(acc["id"])
         for m in msisdns:
-            while (await http.get(f"/v1/usage/subscribers/{m}")).status_code != 200:
+            while (await http.get(f"/v1/usage/subscribers/{m}")).json().get("currency") is None:
                 await asyncio.sleep(0.1)
         base = datetime(2026, 10, 1, tzinfo=UTC)
         latencies: list[float] = []

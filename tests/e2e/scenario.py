@@ -55,8 +55,13 @@ async def create_customer(api: Api, plan_id: str, msisdn: str, token: str = "tok
 
 
 async def wait_usage_knows(api: Api, msisdn: str) -> None:
+    """Wait until the usage service's projection knows the line, its subscription and the
+    plan's rates (``currency`` is set only once the plan's event has arrived)."""
+
     async def known() -> bool:
-        return (await api.get(f"/v1/usage/subscribers/{msisdn}")).status_code == 200
+        resp = await api.get(f"/v1/usage/subscribers/{msisdn}")
+        body = resp.json() if resp.status_code == 200 else {}
+        return body.get("currency") is not None and body.get("account_currency") is not None
 
     await wait_until(known, timeout=30)
 
