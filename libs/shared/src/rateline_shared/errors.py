@@ -24,6 +24,11 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 logger = logging.getLogger("rateline.errors")
 
 
+def field_error(field: str, message: str, code: str = "invalid", location: str = "body") -> dict[str, Any]:
+    """One entry of a problem's ``errors`` list: which field is wrong, and why."""
+    return {"field": field, "location": location, "code": code, "message": message}
+
+
 def problem_type(slug: str) -> str:
     return PROBLEM_BASE + slug
 

@@ -22,7 +22,7 @@ from rateline_catalog.domain.plans import (
 from rateline_catalog.events import PLAN_PUBLISHED, SERVICE
 from rateline_shared.auth import Principal, require_scope
 from rateline_shared.db import uow, utcnow
-from rateline_shared.errors import PROBLEM_RESPONSES, Conflict, NotFound, Unprocessable
+from rateline_shared.errors import PROBLEM_RESPONSES, Conflict, NotFound, Unprocessable, field_error
 from rateline_shared.events import new_event, publish_in_transaction
 from rateline_shared.events.payloads import PlanPublished, UsageRate
 from rateline_shared.money import MoneyModel
@@ -93,7 +93,7 @@ async def create_plan(body: PlanCreate, principal: Write, session: Session) -> P
         raise Unprocessable(
             "the plan is not valid",
             errors=[
-                {"field": i.field, "location": "body", "code": i.code, "message": i.message}
+                field_error(i.field, i.message, i.code)
                 for i in err.issues
             ],
         ) from err
@@ -129,7 +129,7 @@ async def create_plan(body: PlanCreate, principal: Write, session: Session) -> P
         message = f"a plan with code {draft.code!r} already exists"
         raise Conflict(
             message,
-            errors=[{"field": "code", "location": "body", "code": "taken", "message": message}],
+            errors=[field_error("code", message, "taken")],
         )
     plan = _plan(row, (await repo.rates_of(session, principal.tenant, [plan_id])).get(plan_id, []))
     payload = PlanPublished(

@@ -25,7 +25,7 @@ from rateline_catalog.domain.tariffs.model import NANOS_PER_SECOND, TariffPlan
 from rateline_catalog.events import SERVICE, TARIFF_IMPORTED
 from rateline_shared.auth import Principal, require_scope
 from rateline_shared.db import uow, utcnow
-from rateline_shared.errors import PROBLEM_RESPONSES, PayloadTooLarge, Unprocessable
+from rateline_shared.errors import PROBLEM_RESPONSES, PayloadTooLarge, Unprocessable, field_error
 from rateline_shared.events import new_event, publish_in_transaction
 from rateline_shared.events.payloads import TariffImported
 from rateline_shared.money import is_currency
@@ -43,7 +43,7 @@ MAX_USAGE_UNITS = 31 * 86_400 * NANOS_PER_SECOND  # bounds the work of one quote
 
 def _invalid(field: str, code: str, message: str) -> Unprocessable:
     return Unprocessable(
-        message, errors=[{"field": field, "location": "body", "code": code, "message": message}]
+        message, errors=[field_error(field, message, code)]
     )
 
 

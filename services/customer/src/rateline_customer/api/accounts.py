@@ -20,7 +20,7 @@ from rateline_customer.domain.accounts import (
 from rateline_customer.events import ACCOUNT_CREATED, LINE_CREATED, SERVICE
 from rateline_shared.auth import Principal, require_scope
 from rateline_shared.db import uow, utcnow
-from rateline_shared.errors import PROBLEM_RESPONSES, NotFound, Unprocessable
+from rateline_shared.errors import PROBLEM_RESPONSES, NotFound, Unprocessable, field_error
 from rateline_shared.events import new_event, publish_in_transaction
 from rateline_shared.events.payloads import AccountCreated, LineCreated
 
@@ -33,7 +33,7 @@ Session = Annotated[AsyncSession, Depends(uow)]
 
 def unprocessable(err: DomainError) -> Unprocessable:
     return Unprocessable(
-        err.message, errors=[{"field": err.field, "location": "body", "code": "invalid", "message": err.message}]
+        err.message, errors=[field_error(err.field, err.message, "invalid")]
     )
 
 

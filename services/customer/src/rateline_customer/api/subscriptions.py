@@ -13,7 +13,7 @@ from rateline_customer.api.schemas import Subscription, SubscriptionCreate, Subs
 from rateline_customer.events import SERVICE, SUBSCRIPTION_ACTIVATED
 from rateline_shared.auth import Principal, require_scope
 from rateline_shared.db import uow, utcnow
-from rateline_shared.errors import PROBLEM_RESPONSES, NotFound, Unprocessable
+from rateline_shared.errors import PROBLEM_RESPONSES, NotFound, Unprocessable, field_error
 from rateline_shared.events import new_event, publish_in_transaction
 from rateline_shared.events.payloads import SubscriptionActivated
 
@@ -25,7 +25,7 @@ Session = Annotated[AsyncSession, Depends(uow)]
 
 
 def field_problem(field: str, message: str) -> Unprocessable:
-    return Unprocessable(message, errors=[{"field": field, "location": "body", "code": "invalid", "message": message}])
+    return Unprocessable(message, errors=[field_error(field, message, "invalid")])
 
 
 @router.post("/subscriptions", status_code=status.HTTP_201_CREATED, response_model=Subscription)

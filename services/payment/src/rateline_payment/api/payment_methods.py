@@ -14,7 +14,7 @@ from rateline_payment.domain.methods import becomes_default
 from rateline_payment.providers import UnknownToken, provider_for
 from rateline_shared.auth import Principal, require_scope
 from rateline_shared.db import advisory_xact_lock, uow, utcnow
-from rateline_shared.errors import PROBLEM_RESPONSES, NotFound, Unprocessable
+from rateline_shared.errors import PROBLEM_RESPONSES, NotFound, Unprocessable, field_error
 
 router = APIRouter(prefix="/v1", tags=["payment-methods"], responses=PROBLEM_RESPONSES)
 
@@ -25,7 +25,7 @@ Session = Annotated[AsyncSession, Depends(uow)]
 
 def field_problem(field: str, message: str, code: str = "invalid") -> Unprocessable:
     return Unprocessable(
-        message, errors=[{"field": field, "location": "body", "code": code, "message": message}]
+        message, errors=[field_error(field, message, code)]
     )
 
 

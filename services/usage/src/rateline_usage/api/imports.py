@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy.engine import RowMapping
 
 from rateline_shared.db import utcnow
-from rateline_shared.errors import PROBLEM_RESPONSES, Conflict, NotFound, ProblemDocument, Unprocessable
+from rateline_shared.errors import PROBLEM_RESPONSES, Conflict, NotFound, ProblemDocument, Unprocessable, field_error
 from rateline_usage import intake
 from rateline_usage import repository as repo
 from rateline_usage.api.deps import Read, Session, Settings, Write
@@ -181,7 +181,7 @@ async def import_file(
     if not rows:
         raise Unprocessable(
             "the file has no records",
-            errors=[{"field": "body", "location": "body", "code": "too_short", "message": "at least one row"}],
+            errors=[field_error("body", "at least one row", "too_short")],
             slug="validation-error",
             title="Validation failed",
         )

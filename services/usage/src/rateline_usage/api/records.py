@@ -20,6 +20,7 @@ from rateline_shared.errors import (
     PayloadTooLarge,
     ProblemDocument,
     Unprocessable,
+    field_error,
 )
 from rateline_shared.money import MoneyModel
 from rateline_usage import intake
@@ -149,7 +150,7 @@ def header_problem(err: HeaderError) -> Unprocessable:
     return Unprocessable(
         "the CSV header cannot be read; nothing was stored",
         errors=[
-            {"field": i.field, "location": "body", "code": i.code, "message": i.message}
+            field_error(i.field, i.message, i.code)
             for i in err.issues
         ],
         slug="validation-error",
@@ -176,7 +177,7 @@ def _parse_csv_batch(raw: bytes) -> list[tuple[int, UsageRecordIn]]:
     if not rows:
         raise Unprocessable(
             "the CSV has no records",
-            errors=[{"field": "rows", "location": "body", "code": "too_short", "message": "at least one record"}],
+            errors=[field_error("rows", "at least one record", "too_short")],
             slug="validation-error",
             title="Validation failed",
         )
@@ -422,7 +423,7 @@ async def correct_record(
     if issues:
         raise Unprocessable(
             "the correction did not validate",
-            errors=[{"field": i.field, "location": "body", "code": i.code, "message": i.message} for i in issues],
+            errors=[field_error(i.field, i.message, i.code) for i in issues],
             slug="validation-error",
             title="Validation failed",
         )
