@@ -20,6 +20,7 @@ WORKDIR /src
 # Third-party dependencies first: this layer is rebuilt only when the lock changes.
 COPY uv.lock pyproject.toml ./
 COPY libs/shared/pyproject.toml libs/shared/
+COPY libs/rating/pyproject.toml libs/rating/
 COPY libs/devstack/pyproject.toml libs/devstack/
 COPY gateway/pyproject.toml gateway/
 COPY services/customer/pyproject.toml services/customer/

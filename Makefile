@@ -51,6 +51,7 @@ test: bootstrap
 lint: bootstrap lint-k8s
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy libs/shared/src
+	$(VENV)/bin/mypy libs/rating/src
 	@set -e; for dir in $(SRC_DIRS); do echo "mypy $$dir"; $(VENV)/bin/mypy $$dir; done
 	$(VENV)/bin/lint-imports
 

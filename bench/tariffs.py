@@ -10,8 +10,8 @@ import datetime as dt
 import random
 import time
 
-from rateline_catalog.domain.tariffs.csvimport import parse_tariff_plan
-from rateline_catalog.domain.tariffs.engine import get_cost
+from rateline_rating.tariffs.csvimport import parse_tariff_plan
+from rateline_rating.tariffs.engine import get_cost
 from rateline_shared.testing import shared_data_dir
 
 

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rateline_catalog import repository as repo
 from rateline_catalog.api.schemas import Quote, QuoteIn, QuoteInterval, TariffImport
-from rateline_catalog.domain.tariffs.csvimport import (
+from rateline_catalog.events import SERVICE, TARIFF_IMPORTED
+from rateline_rating.tariffs.csvimport import (
     MAX_ZIP_BYTES,
     TariffImportError,
     parse_duration,
@@ -20,9 +21,8 @@ from rateline_catalog.domain.tariffs.csvimport import (
     read_zip,
     summary,
 )
-from rateline_catalog.domain.tariffs.engine import TariffError, get_cost
-from rateline_catalog.domain.tariffs.model import NANOS_PER_SECOND, TariffPlan
-from rateline_catalog.events import SERVICE, TARIFF_IMPORTED
+from rateline_rating.tariffs.engine import TariffError, get_cost
+from rateline_rating.tariffs.model import NANOS_PER_SECOND, TariffPlan
 from rateline_shared.auth import Principal, require_scope
 from rateline_shared.db import uow, utcnow
 from rateline_shared.errors import PROBLEM_RESPONSES, PayloadTooLarge, Unprocessable, field_error

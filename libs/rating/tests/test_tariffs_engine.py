@@ -16,14 +16,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rateline_catalog.domain.tariffs.csvimport import parse_tariff_plan
-from rateline_catalog.domain.tariffs.engine import (
+from rateline_rating.tariffs.csvimport import parse_tariff_plan
+from rateline_rating.tariffs.engine import (
     RatingProfileNotFound,
     UnauthorizedDestination,
     get_cost,
     round_total,
 )
-from rateline_catalog.domain.tariffs.model import (
+from rateline_rating.tariffs.model import (
     ANY_TIMING,
     Activation,
     Binding,

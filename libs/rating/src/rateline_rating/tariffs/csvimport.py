@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TypeVar
 
-from rateline_catalog.domain.tariffs.model import (
+from rateline_rating.tariffs.model import (
     ANY,
     ANY_TIMING,
     MAX_COST_STRATEGIES,

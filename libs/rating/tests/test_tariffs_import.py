@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rateline_catalog.domain.tariffs.csvimport import (
+from rateline_rating.tariffs.csvimport import (
     ImportIssue,
     TariffImportError,
     parse_duration,

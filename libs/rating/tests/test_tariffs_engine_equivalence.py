@@ -15,9 +15,9 @@ from decimal import Decimal
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from rateline_catalog.domain.tariffs.csvimport import parse_tariff_plan
-from rateline_catalog.domain.tariffs.engine import CostResult, get_cost
-from rateline_catalog.domain.tariffs.model import (
+from rateline_rating.tariffs.csvimport import parse_tariff_plan
+from rateline_rating.tariffs.engine import CostResult, get_cost
+from rateline_rating.tariffs.model import (
     ANY,
     MAX_COST_DISCONNECT,
     MAX_COST_FREE,
@@ -32,7 +32,7 @@ from rateline_catalog.domain.tariffs.model import (
     TariffPlan,
     Timing,
 )
-from rateline_catalog.domain.tariffs.reference import reference_get_cost
+from rateline_rating.tariffs.reference import reference_get_cost
 from rateline_shared.testing import shared_data_dir
 
 DATA = shared_data_dir() / "cgrates"

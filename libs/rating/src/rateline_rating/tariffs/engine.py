@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
-from rateline_catalog.domain.tariffs.model import (
+from rateline_rating.tariffs.model import (
     ANY,
     MAX_COST_DISCONNECT,
     MAX_COST_FREE,

@@ -2,7 +2,7 @@
 
 This is the original, unoptimised implementation of :func:`engine.get_cost` (scan the bindings
 for every prefix, evaluate every timing at every step with ``datetime`` arithmetic). The
-production code path is :func:`rateline_catalog.domain.tariffs.engine.get_cost`; the tests
+production code path is :func:`rateline_rating.tariffs.engine.get_cost`; the tests
 compare the two on random calls. Do not use this module outside tests.
 """
 
@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
-from rateline_catalog.domain.tariffs.engine import (
+from rateline_rating.tariffs.engine import (
     CostResult,
     Interval,
     NoRateInForce,
@@ -21,7 +21,7 @@ from rateline_catalog.domain.tariffs.engine import (
     round_total,
     to_units,
 )
-from rateline_catalog.domain.tariffs.model import (
+from rateline_rating.tariffs.model import (
     ANY,
     MAX_COST_DISCONNECT,
     MAX_COST_FREE,
