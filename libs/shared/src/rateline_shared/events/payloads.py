@@ -7,6 +7,7 @@ is compatible; anything else bumps the version in ``dataschema``.
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -52,14 +53,76 @@ class SubscriptionActivated(Payload):
 
 
 # --- catalog --------------------------------------------------------------------------------
-class UsageRate(Payload):
-    """One usage charge of a plan: ``price`` per ``unit`` with rating increments (seconds)."""
+class Tier(Payload):
+    """One tier of graduated or volume pricing, in the component's priced unit."""
 
-    service: str  # voice | sms
-    unit: str  # minute | message
-    price: DecimalString
-    first_increment: int = 1  # voice: the minimum billed seconds (60 in 60/60)
-    increment: int = 1  # voice: the billing step after the first (60 in 60/60)
+    up_to: DecimalString | None = None  # inclusive upper bound; None: the last, open tier
+    unit_price: DecimalString
+    flat_fee: DecimalString = Decimal(0)  # charged once when any quantity falls in the tier
+
+
+class TariffRef(Payload):
+    """Which imported (CGRateS) rating profile prices a usage component."""
+
+    category: str  # the profile's Category, e.g. "call", "sms", "data"
+    subject: str  # the profile's Subject; "*line" means the line's E.164 number without "+"
+
+
+class UsageRate(Payload):
+    """One usage charge of a plan version, per service.
+
+    ``pricing``:
+
+    * ``per_unit``: ``price`` per ``unit`` with rating increments, rated record by record;
+    * ``tariff``: destination-based, by the imported tariff plan's rating profile ``tariff``,
+      rated record by record (``price`` unused);
+    * ``graduated`` / ``volume``: ``tiers`` over the period's chargeable quantity, priced at
+      invoice time (records carry amount 0 and their chargeable quantity);
+    * ``package``: ``price`` per started block of ``package_size`` units, at invoice time.
+
+    ``minimum_charge`` (invoice-time models) is the least charged for the component in a
+    period in which the subscription is active. Increments are in the measured unit: seconds
+    for voice, bytes for data; 1 for sms/mms.
+    """
+
+    service: str  # voice | sms | mms | data
+    unit: str  # voice: minute | second; sms/mms: message; data: KB | MB | GB (1024-based)
+    price: DecimalString = Decimal(0)
+    first_increment: int = 1
+    increment: int = 1
+    pricing: str = "per_unit"  # per_unit | tariff | graduated | volume | package
+    tiers: list[Tier] = []
+    package_size: DecimalString | None = None
+    minimum_charge: DecimalString | None = None
+    tariff: TariffRef | None = None
+
+
+class Allowance(Payload):
+    """A bundle: ``quantity`` of ``unit`` per billing cycle, consumed before overage is charged."""
+
+    code: str
+    service: str  # voice | sms | mms | data
+    quantity: DecimalString
+    unit: str  # minute | second | message | KB | MB | GB
+    destinations: list[str] = []  # E.164 prefixes (digits, no "+") covered; empty: all
+    pooled: bool = False  # shared by all lines of the account on this plan version
+    rollover_cap: DecimalString | None = None  # in ``unit``; None: unused quantity expires
+    thresholds: list[int] = [80, 100]  # percentages that emit usage.allowance.threshold_reached
+
+
+class OneTimeCharge(Payload):
+    """Charged once, on the first invoice of a subscription (activation, equipment)."""
+
+    code: str
+    description: str
+    amount: DecimalString
+
+
+class SpendCap(Payload):
+    """A per-cycle spend limit of one subscription's rated usage; thresholds emit events."""
+
+    amount: DecimalString
+    thresholds: list[int] = [80, 100]
 
 
 class PlanPublished(Payload):
@@ -70,9 +133,49 @@ class PlanPublished(Payload):
     name: str
     currency: str
     recurring_fee: DecimalString
-    billing_period: str  # monthly
+    billing_period: str  # monthly | quarterly | yearly
     rates: list[UsageRate]
     published_at: datetime
+
+
+class PlanVersionPublished(Payload):
+    """``catalog.plan_version.published``: one version of a plan with every component.
+
+    Published for version 1 when a plan is created and for each later version. A version
+    applies to subscriptions that start on or after ``effective_from`` (until a later version);
+    subscriptions keep the version they started on unless a migration moves them.
+    """
+
+    plan_id: str
+    code: str
+    name: str
+    product_id: str | None = None
+    currency: str
+    version: int
+    effective_from: datetime
+    recurring_fee: DecimalString
+    billing_period: str  # monthly | quarterly | yearly
+    billing_timing: str = "advance"  # advance | arrears
+    one_time_charges: list[OneTimeCharge] = []
+    rates: list[UsageRate] = []
+    allowances: list[Allowance] = []
+    spend_cap: SpendCap | None = None
+    published_at: datetime
+
+
+class PlanMigrationScheduled(Payload):
+    """``catalog.plan_migration.scheduled``: subscriptions of a plan move to ``to_version``.
+
+    From ``effective_from`` on, the listed subscriptions (``None``: every subscription of the
+    plan that started before ``effective_from``) are on ``to_version``.
+    """
+
+    migration_id: str
+    plan_id: str
+    to_version: int
+    effective_from: datetime
+    subscription_ids: list[str] | None = None
+    created_at: datetime
 
 
 # --- usage ----------------------------------------------------------------------------------
@@ -90,6 +193,14 @@ class RatedRecord(Payload):
     unit: str
     amount: DecimalString  # rated precision (4 decimals), not yet rounded to the minor unit
     currency: str
+    destination: str | None = None
+    plan_version: int | None = None
+    pricing: str = "per_unit"  # the component's pricing; graduated/volume/package: amount 0
+    # billed_quantity minus the allowance used (same unit); None means billed_quantity.
+    chargeable_quantity: DecimalString | None = None
+    allowance_code: str | None = None
+    allowance_used: DecimalString = Decimal(0)  # in the billed unit (seconds, messages, bytes)
+    rating_plan: str | None = None  # tariff pricing: the CGRateS rating plan that priced it
 
 
 class RecordsRated(Payload):
@@ -97,6 +208,63 @@ class RecordsRated(Payload):
 
     batch_id: str
     records: list[RatedRecord]
+
+
+class AllowanceThresholdReached(Payload):
+    """``usage.allowance.threshold_reached``: once per (balance, cycle, threshold)."""
+
+    account_id: str
+    subscription_id: str | None  # None: a pooled balance of the account
+    allowance_code: str
+    service: str
+    plan_id: str
+    period_start: date  # the account's billing cycle, local dates, end exclusive
+    period_end: date
+    threshold: int  # percent
+    granted: DecimalString  # in the allowance's base unit (seconds, messages, bytes)
+    used: DecimalString
+    unit: str  # second | message | byte
+    reached_at: datetime
+
+
+class SpendThresholdReached(Payload):
+    """``usage.spend.threshold_reached``: once per (subscription, cycle, threshold)."""
+
+    account_id: str
+    subscription_id: str
+    plan_id: str
+    period_start: date
+    period_end: date
+    threshold: int
+    cap: DecimalString
+    spent: DecimalString
+    currency: str
+    reached_at: datetime
+
+
+class Adjustment(Payload):
+    """One record whose rated amount a re-rating changed (``delta`` = new - old)."""
+
+    source: str
+    record_id: str
+    account_id: str
+    subscription_id: str
+    plan_id: str
+    service: str
+    started_at: datetime
+    old_amount: DecimalString
+    new_amount: DecimalString
+    delta: DecimalString
+    currency: str
+    chargeable_quantity: DecimalString | None = None
+
+
+class RecordsRerated(Payload):
+    """``usage.records.rerated``: a chunk (at most 500) of adjustments of one re-rating job."""
+
+    job_id: str
+    reason: str
+    adjustments: list[Adjustment]
 
 
 # --- invoicing ------------------------------------------------------------------------------
@@ -152,3 +320,6 @@ class TariffImported(Payload):
     currency: str
     counts: dict[str, int]
     imported_at: datetime
+    # The imported CSV files: base64 of gzip of a JSON object {file name: text}, so that the
+    # usage service compiles the same plan into its own projection (no HTTP on the hot path).
+    files_gzip_b64: str = ""
