@@ -10,6 +10,7 @@ PREFIXES: tuple[tuple[str, str], ...] = (
     ("/v1/subscriptions", "customer"),
     ("/v1/admin/customer", "customer"),
     ("/v1/plans", "catalog"),
+    ("/v1/products", "catalog"),
     ("/v1/tariff-imports", "catalog"),
     ("/v1/rating", "catalog"),
     ("/v1/admin/catalog", "catalog"),
