@@ -255,3 +255,102 @@ def test_splitting_rule(start: dt.datetime, call: tuple[str, str], seconds: int)
         position += dt.timedelta(microseconds=interval.duration // 1000)
     unrounded = r.connect_fee + sum((i.cost for i in r.intervals), Decimal(0))
     assert r.cost == round_total(unrounded, "*up", 4)
+
+
+# --- time bands in the tariff's time zone, on DST days (rules in tariffs/localtime.py) ----------
+
+def two_band_plan(second_band: dt.time) -> tuple[RatingProfile, ...]:
+    """NIGHT from 00:00 at 0.60/min and a dearer band from ``second_band`` at 1.20/min, both
+    per second (RateUnit 60 s, RateIncrement 1 s), no connect fee, 6 decimals *middle."""
+
+    def dr(id_: str, price: str) -> DestinationRate:
+        step = RateStep(Decimal(0), Decimal(price), 60 * NS, NS, 0)
+        return DestinationRate(id_, "DE", frozenset({"49"}), Rate(id_, (step,)), "*middle", 6)
+
+    plan = RatingPlan(
+        "RP_TZ",
+        (
+            Binding(dr("DR_NIGHT", "0.60"), Timing("NIGHT", start=dt.time(0))),
+            Binding(dr("DR_DAY", "1.20"), Timing("DAY", start=second_band)),
+        ),
+    )
+    return (RatingProfile("t", "call", "*any", (Activation(at(2014, 1, 1), plan),)),)
+
+
+NS = 1_000_000_000
+BERLIN = "Europe/Berlin"
+
+
+def test_clocks_forward_a_band_starts_at_local_time_and_calls_last_real_seconds() -> None:
+    # 2014-03-30: Berlin jumps from 02:00 CET to 03:00 CEST at 01:00Z. DAY starts 03:00 local.
+    profiles = two_band_plan(dt.time(3))
+    r = get_cost(profiles, "call", "x", "4930", at(2014, 3, 30, 0, 30), 3600 * S, timezone=BERLIN)
+    # 00:30Z-01:00Z is 01:30-02:00 CET (NIGHT, 1800 s * 0.01); 01:00Z-01:30Z is 03:00-03:30 CEST
+    # (DAY, 1800 s * 0.02): 18 + 36.
+    assert r.cost == Decimal("54.000000")
+    assert [(i.start, i.duration // NS, i.timing_id) for i in r.intervals] == [
+        (at(2014, 3, 30, 0, 30), 1800, "NIGHT"),
+        (at(2014, 3, 30, 1, 0), 1800, "DAY"),
+    ]
+    # Read in UTC the same call is all NIGHT (DAY would start at 03:00Z).
+    assert get_cost(profiles, "call", "x", "4930", at(2014, 3, 30, 0, 30), 3600 * S).cost == Decimal("36.000000")
+
+
+def test_a_band_start_skipped_by_the_jump_starts_at_the_jump() -> None:
+    profiles = two_band_plan(dt.time(2, 30))  # 02:30 does not exist in Berlin on 2014-03-30
+    r = get_cost(profiles, "call", "x", "4930", at(2014, 3, 30, 0, 30), 3600 * S, timezone=BERLIN)
+    assert r.cost == Decimal("54.000000")
+    assert [i.start for i in r.intervals] == [at(2014, 3, 30, 0, 30), at(2014, 3, 30, 1, 0)]
+
+
+def test_clocks_back_the_repeated_hour_is_rated_by_its_wall_time_again() -> None:
+    # 2014-10-26: Berlin goes back from 03:00 CEST to 02:00 CET at 01:00Z; DAY from 02:30.
+    profiles = two_band_plan(dt.time(2, 30))
+    r = get_cost(profiles, "call", "x", "4930", at(2014, 10, 26, 0, 0), 7200 * S, timezone=BERLIN)
+    assert [(i.start, i.duration // NS, i.timing_id) for i in r.intervals] == [
+        (at(2014, 10, 26, 0, 0), 1800, "NIGHT"),  # 02:00-02:30 CEST
+        (at(2014, 10, 26, 0, 30), 1800, "DAY"),  # 02:30-03:00 CEST
+        (at(2014, 10, 26, 1, 0), 1800, "NIGHT"),  # 02:00-02:30 CET (the hour again)
+        (at(2014, 10, 26, 1, 30), 1800, "DAY"),  # 02:30-03:00 CET
+    ]
+    assert r.cost == Decimal("108.000000")  # 1800 s * (0.01 + 0.02 + 0.01 + 0.02)
+
+
+def test_local_midnight_splits_days_in_the_tariff_zone() -> None:
+    # Weekend band on Saturday (local): Friday 23:30 in New York is Saturday 03:30Z (EDT).
+    weekday = Timing("WEEKDAY", week_days=frozenset({1, 2, 3, 4, 5}))
+    weekend = Timing("WEEKEND", week_days=frozenset({6, 7}))
+    step = RateStep(Decimal(0), Decimal("0.60"), 60 * NS, NS, 0)
+    cheap = RateStep(Decimal(0), Decimal("0.30"), 60 * NS, NS, 0)
+    plan = RatingPlan("RP", (
+        Binding(DestinationRate("A", "US", frozenset({"1"}), Rate("A", (step,)), "*middle", 6), weekday),
+        Binding(DestinationRate("B", "US", frozenset({"1"}), Rate("B", (cheap,)), "*middle", 6), weekend),
+    ))
+    profiles = (RatingProfile("t", "call", "*any", (Activation(at(2014, 1, 1), plan),)),)
+    start = at(2014, 8, 9, 3, 30)  # Saturday 03:30Z = Friday 23:30 EDT
+    r = get_cost(profiles, "call", "x", "1212", start, 3600 * S, timezone="America/New_York")
+    assert [i.timing_id for i in r.intervals] == ["WEEKDAY", "WEEKEND"]
+    assert r.cost == Decimal("27.000000")  # 1800 * 0.01 + 1800 * 0.005
+    assert get_cost(profiles, "call", "x", "1212", start, 3600 * S).cost == Decimal("18.000000")
+
+
+DST_STARTS = st.builds(
+    lambda base, seconds: base + dt.timedelta(seconds=seconds),
+    st.sampled_from([at(2014, 3, 30, 1), at(2014, 10, 26, 1)]),
+    st.integers(-4 * 3600, 2 * 3600),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(start=DST_STARTS, seconds=st.integers(1, 4 * 3600), cut=st.integers(1, 4 * 3600),
+       band=st.sampled_from([dt.time(2), dt.time(2, 30), dt.time(3), dt.time(1, 15)]))
+def test_dst_day_call_costs_the_sum_of_its_parts(start: dt.datetime, seconds: int, cut: int, band: dt.time) -> None:
+    """Per-second rating on a DST day: a call cut anywhere costs the sum of its two parts, and
+    it is billed for exactly its real duration whatever the clocks do."""
+    profiles = two_band_plan(band)
+    cut = min(cut, seconds)
+    whole = get_cost(profiles, "call", "x", "49", start, seconds * S, timezone=BERLIN)
+    assert whole.usage == seconds * NS
+    first = get_cost(profiles, "call", "x", "49", start, cut * S, timezone=BERLIN)
+    rest = get_cost(profiles, "call", "x", "49", start + cut * S, (seconds - cut) * S, timezone=BERLIN)
+    assert whole.cost == first.cost + rest.cost

@@ -55,10 +55,12 @@ def outcome(fn, *args, **kwargs) -> CostResult | tuple[str, str]:  # type: ignor
         return type(err).__name__, str(err)
 
 
-def same(profiles, category, subject, destination, start, usage, tenant=None) -> None:  # type: ignore[no-untyped-def]
-    expected = outcome(reference_get_cost, profiles, category, subject, destination, start, usage, tenant=tenant)
+def same(profiles, category, subject, destination, start, usage, tenant=None, timezone=None) -> None:  # type: ignore[no-untyped-def]
+    expected = outcome(
+        reference_get_cost, profiles, category, subject, destination, start, usage, tenant=tenant, timezone=timezone
+    )
     for _ in range(2):  # building the index, then from the cache
-        got = outcome(get_cost, profiles, category, subject, destination, start, usage, tenant=tenant)
+        got = outcome(get_cost, profiles, category, subject, destination, start, usage, tenant=tenant, timezone=timezone)
         assert got == expected
         if isinstance(got, CostResult):  # Decimal equality ignores the exponent: compare text too
             assert repr(got) == repr(expected)
@@ -203,3 +205,38 @@ def test_random_plans_match_reference(
     usage: dt.timedelta | int, tenant: str | None, as_tuple: bool,
 ) -> None:
     same(tuple(profiles) if as_tuple else profiles, "call", subject, destination, start, usage, tenant)
+
+
+# --- time bands read in a tariff time zone, across DST changes ---------------------------------
+
+# 2014 DST changes: Europe/Berlin 03-30 01:00Z (forward) and 10-26 01:00Z (back);
+# America/New_York 03-09 07:00Z and 11-02 06:00Z; America/Santiago (midnight jumps) 04-27 03:00Z
+# and 09-07 04:00Z; Australia/Lord_Howe moves by 30 minutes (04-06 15:00Z, 10-05 15:30Z).
+TARIFF_ZONES = ["Europe/Berlin", "America/New_York", "America/Santiago", "Australia/Lord_Howe", "UTC"]
+TRANSITIONS = [
+    dt.datetime(2014, 3, 30, 1, tzinfo=dt.UTC), dt.datetime(2014, 10, 26, 1, tzinfo=dt.UTC),
+    dt.datetime(2014, 3, 9, 7, tzinfo=dt.UTC), dt.datetime(2014, 11, 2, 6, tzinfo=dt.UTC),
+    dt.datetime(2014, 4, 27, 3, tzinfo=dt.UTC), dt.datetime(2014, 9, 7, 4, tzinfo=dt.UTC),
+    dt.datetime(2014, 4, 6, 15, tzinfo=dt.UTC), dt.datetime(2014, 10, 5, 15, 30, tzinfo=dt.UTC),
+]
+NEAR_TRANSITIONS = st.builds(
+    lambda at, seconds: at + dt.timedelta(seconds=seconds),
+    st.sampled_from(TRANSITIONS),
+    st.integers(-3 * 3600, 600),
+)
+
+
+@settings(max_examples=700, deadline=None)
+@given(
+    profiles=profiles(),
+    subject=st.sampled_from(["a", "b"]),
+    destination=st.sampled_from(["3", "331", "4", "5"]),
+    start=st.one_of(NEAR_TRANSITIONS, STARTS),
+    usage=st.one_of(st.integers(0, 4 * 3600).map(lambda s: dt.timedelta(seconds=s)), USAGES),
+    timezone=st.sampled_from(TARIFF_ZONES),
+)
+def test_random_plans_match_reference_in_a_tariff_zone(
+    profiles: list[RatingProfile], subject: str, destination: str, start: dt.datetime,
+    usage: dt.timedelta, timezone: str,
+) -> None:
+    same(profiles, "call", subject, destination, start, usage, None, timezone)

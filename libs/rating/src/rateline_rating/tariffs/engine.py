@@ -42,7 +42,9 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
 
+from rateline_rating.tariffs.localtime import next_change, zone_of
 from rateline_rating.tariffs.model import (
     ANY,
     MAX_COST_DISCONNECT,
@@ -410,11 +412,14 @@ def get_cost(
     usage: dt.timedelta | int,
     *,
     tenant: str | None = None,
+    timezone: str | ZoneInfo | None = None,
 ) -> CostResult:
-    """Rate one call. ``start`` must be timezone-aware; timings are evaluated in UTC."""
+    """Rate one call. ``start`` must be timezone-aware; timings are read on the wall clock of
+    ``timezone`` (UTC when ``None``; see :mod:`.localtime` for DST days)."""
     if start.tzinfo is None:
         raise ValueError("start must be timezone-aware")
     start = start.astimezone(dt.UTC)
+    zone = zone_of(timezone)
     if type(usage) is dt.timedelta:
         units = (usage.days * 86_400 + usage.seconds) * NANOS_PER_SECOND + usage.microseconds * 1000
     else:
@@ -436,10 +441,13 @@ def get_cost(
         raise UnauthorizedDestination(f"no rate for destination {destination!r}")
     activation, used_subject, group = selection
     start_us = (start - _EPOCH) // _US
-    day, tod = divmod(start_us, _DAY_US)
-    row = group.days.get(day) or group.day(day)
     points = group.points
     ends = group.ends
+    if zone is None:
+        day, tod = divmod(start_us, _DAY_US)
+    else:
+        day, tod = _wall(start, zone)
+    row = group.days.get(day) or group.day(day)
     band = bisect_right(points, tod) - 1
     first = row[band]
     if first is None:
@@ -459,7 +467,10 @@ def get_cost(
     p_rate = p_unit_cost = p_cost = connect_fee
     while elapsed < units and not disconnected:
         if elapsed:
-            now_day, tod = divmod(start_us + elapsed // 1000, _DAY_US)
+            if zone is None:
+                now_day, tod = divmod(start_us + elapsed // 1000, _DAY_US)
+            else:
+                now_day, tod = _wall(_at(start, elapsed), zone)
             if now_day != day:
                 day = now_day
                 row = group.days.get(day) or group.day(day)
@@ -485,7 +496,12 @@ def get_cost(
                     next_step = entry[0]
                     break
         segment = units - elapsed
-        to_boundary = (ends[band] - tod) * 1000
+        if zone is None:
+            to_boundary = (ends[band] - tod) * 1000
+        else:
+            now = _at(start, elapsed)
+            wall_end = dt.datetime.combine(dt.date.fromordinal(_EPOCH_ORDINAL + day), dt.time(0)) + _US * ends[band]
+            to_boundary = ((next_change(now, wall_end, zone) - now) // _US) * 1000
         if to_boundary < segment:
             segment = to_boundary
         if next_step is not None and next_step - elapsed < segment:
@@ -557,6 +573,13 @@ def get_cost(
         capped,
         disconnected,
     )
+
+
+def _wall(at: dt.datetime, zone: ZoneInfo) -> tuple[int, int]:
+    """(local day since 1970-01-01, local time of day in microseconds) of a UTC instant."""
+    local = at.astimezone(zone)
+    tod = ((local.hour * 60 + local.minute) * 60 + local.second) * 1_000_000 + local.microsecond
+    return local.toordinal() - _EPOCH_ORDINAL, tod
 
 
 def _at(start: dt.datetime, units: int) -> dt.datetime:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from rateline_rating.tariffs.engine import (
     CostResult,
@@ -21,6 +22,7 @@ from rateline_rating.tariffs.engine import (
     round_total,
     to_units,
 )
+from rateline_rating.tariffs.localtime import next_change, zone_of
 from rateline_rating.tariffs.model import (
     ANY,
     MAX_COST_DISCONNECT,
@@ -124,18 +126,21 @@ def reference_get_cost(
     usage: dt.timedelta | int,
     *,
     tenant: str | None = None,
+    timezone: str | ZoneInfo | None = None,
 ) -> CostResult:
-    """Rate one call. ``start`` must be timezone-aware; timings are evaluated in UTC."""
+    """Rate one call. ``start`` must be timezone-aware; timings are read on the wall clock of
+    ``timezone`` (UTC when ``None``; see :mod:`.localtime` for DST days)."""
     if start.tzinfo is None:
         raise ValueError("start must be timezone-aware")
     start = start.astimezone(dt.UTC)
+    zone = zone_of(timezone) or ZoneInfo("UTC")
     units = to_units(usage)
     if units < 0:
         raise ValueError("usage must be >= 0")
     activation, used_subject, bindings = _select(
         profiles, category, subject, destination, start, tenant
     )
-    first = winner(bindings, start)
+    first = winner(bindings, start.astimezone(zone))
     if first is None:
         raise NoRateInForce(f"no rate for destination {destination!r} at {start.isoformat()}")
     connect_fee = first.destination_rate.rate.connect_fee
@@ -145,12 +150,14 @@ def reference_get_cost(
     capped = disconnected = False
     while elapsed < units and not disconnected:
         now = _at(start, elapsed)
-        binding = winner(bindings, now)
+        local = now.astimezone(zone)
+        binding = winner(bindings, local)
         if binding is None:
             raise NoRateInForce(f"no rate for destination {destination!r} at {now.isoformat()}")
         dr = binding.destination_rate
         step, next_step = dr.rate.step_at(elapsed)
-        segment = min(units - elapsed, max(1, _units_between(now, next_boundary(bindings, now))))
+        wall_end = next_boundary(bindings, local).replace(tzinfo=None)
+        segment = min(units - elapsed, max(1, _units_between(now, next_change(now, wall_end, zone))))
         if next_step is not None:
             segment = min(segment, next_step - elapsed)
         increment = step.rate_increment

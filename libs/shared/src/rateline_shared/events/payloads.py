@@ -323,3 +323,6 @@ class TariffImported(Payload):
     # The imported CSV files: base64 of gzip of a JSON object {file name: text}, so that the
     # usage service compiles the same plan into its own projection (no HTTP on the hot path).
     files_gzip_b64: str = ""
+    # The IANA zone the plan's timings (time bands, days, holidays) are read in (CGRateS's
+    # ``default_timezone``); ``get_cost(..., timezone=...)``.
+    timezone: str = "UTC"
