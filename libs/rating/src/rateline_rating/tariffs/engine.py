@@ -446,7 +446,7 @@ def get_cost(
     if zone is None:
         day, tod = divmod(start_us, _DAY_US)
     else:
-        day, tod = _wall(start, zone)
+        day, tod = _wall_us(start_us, zone)
     row = group.days.get(day) or group.day(day)
     band = bisect_right(points, tod) - 1
     first = row[band]
@@ -470,7 +470,7 @@ def get_cost(
             if zone is None:
                 now_day, tod = divmod(start_us + elapsed // 1000, _DAY_US)
             else:
-                now_day, tod = _wall(_at(start, elapsed), zone)
+                now_day, tod = _wall_us(start_us + elapsed // 1000, zone)
             if now_day != day:
                 day = now_day
                 row = group.days.get(day) or group.day(day)
@@ -496,7 +496,7 @@ def get_cost(
                     next_step = entry[0]
                     break
         segment = units - elapsed
-        if zone is None:
+        if zone is None or _steady_day(zone, day):
             to_boundary = (ends[band] - tod) * 1000
         else:
             now = _at(start, elapsed)
@@ -575,11 +575,54 @@ def get_cost(
     )
 
 
-def _wall(at: dt.datetime, zone: ZoneInfo) -> tuple[int, int]:
+# Zone arithmetic memos. A UTC offset changes only at a zone's transitions (at most a few a
+# year, always on a whole quarter hour), so the offset of every 15-minute bucket without a
+# transition is memoised, and so is whether a local day has one offset from its first instant
+# to its last ("steady": wall time and real time advance together, band ends are plain
+# subtraction). Only buckets and days with a transition take the exact path (.localtime).
+_BUCKET_US = 15 * 60 * 1_000_000
+_MAX_ZONE_MEMO = 1 << 16
+_BUCKETS: dict[tuple[str, int], int | None] = {}
+_STEADY: dict[tuple[str, int], bool] = {}
+
+
+def _offset_us(zone: ZoneInfo, instant_us: int) -> int:
+    offset = (_EPOCH + _US * instant_us).astimezone(zone).utcoffset()
+    assert offset is not None
+    return offset // _US
+
+
+def _wall_us(instant_us: int, zone: ZoneInfo) -> tuple[int, int]:
     """(local day since 1970-01-01, local time of day in microseconds) of a UTC instant."""
-    local = at.astimezone(zone)
-    tod = ((local.hour * 60 + local.minute) * 60 + local.second) * 1_000_000 + local.microsecond
-    return local.toordinal() - _EPOCH_ORDINAL, tod
+    key = (zone.key, instant_us // _BUCKET_US)
+    if key in _BUCKETS:
+        offset = _BUCKETS[key]
+    else:
+        first = key[1] * _BUCKET_US
+        offset = _offset_us(zone, first)
+        if _offset_us(zone, first + _BUCKET_US - 1) != offset:
+            offset = None
+        if len(_BUCKETS) >= _MAX_ZONE_MEMO:
+            _BUCKETS.clear()
+        _BUCKETS[key] = offset
+    if offset is None:  # a transition in this quarter hour: exact
+        offset = _offset_us(zone, instant_us)
+    return divmod(instant_us + offset, _DAY_US)
+
+
+def _steady_day(zone: ZoneInfo, day: int) -> bool:
+    """Whether local ``day`` has a single UTC offset from its first instant to its last."""
+    key = (zone.key, day)
+    steady = _STEADY.get(key)
+    if steady is None:
+        date = dt.date.fromordinal(_EPOCH_ORDINAL + day)
+        begin = dt.datetime.combine(date, dt.time(0), tzinfo=zone).astimezone(dt.UTC)
+        end = dt.datetime.combine(date + dt.timedelta(days=1), dt.time(0), tzinfo=zone).astimezone(dt.UTC)
+        steady = begin.astimezone(zone).utcoffset() == (end - _US).astimezone(zone).utcoffset()
+        if len(_STEADY) >= _MAX_ZONE_MEMO:
+            _STEADY.clear()
+        _STEADY[key] = steady
+    return steady
 
 
 def _at(start: dt.datetime, units: int) -> dt.datetime:
