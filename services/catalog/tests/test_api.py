@@ -47,11 +47,17 @@ async def test_create_publishes_plan_and_event(client, auth, nats_server) -> Non
     plan = resp.json()
     assert plan["status"] == "published"
     assert plan["recurring_fee"] == {"amount": "10.00", "currency": "EUR"}
+    per_unit = {"pricing": "per_unit", "tiers": [], "package_size": None, "minimum_charge": None, "tariff": None}
     assert plan["rates"] == [
-        {"service": "voice", "unit": "minute", "price": "0.10", "first_increment": 60, "increment": 60},
-        {"service": "sms", "unit": "message", "price": "0.05", "first_increment": 1, "increment": 1},
+        {"service": "voice", "unit": "minute", "price": "0.10", "first_increment": 60, "increment": 60, **per_unit},
+        {"service": "sms", "unit": "message", "price": "0.05", "first_increment": 1, "increment": 1, **per_unit},
     ]
     assert {"id", "code", "name", "currency", "billing_period", "created_at"} <= plan.keys()
+    assert plan["product_id"] is None
+    current = plan["current_version"]
+    assert (current["version"], current["plan_id"], current["billing_timing"]) == (1, plan["id"], "advance")
+    assert current["rates"] == plan["rates"] and current["recurring_fee"] == plan["recurring_fee"]
+    assert current["effective_from"] == current["published_at"] == plan["published_at"]
 
     got = await client.get(f"/v1/plans/{plan['id']}", headers=auth)
     assert got.status_code == 200
@@ -110,10 +116,10 @@ async def test_duplicate_code_is_409_and_emits_nothing(client, test_keys) -> Non
         tenants = (await conn.execute(text(
             "SELECT count(*) FROM outbox WHERE payload->>'tenant' = 'dup'"
         ))).scalar_one()
-        rates = (await conn.execute(text("SELECT count(*) FROM plan_rates WHERE tenant = 'dup'"))).scalar_one()
-    # The relay may already have sent the first event; never a second one for the refused plan.
-    assert tenants <= 1
-    assert rates == 2
+        versions = (await conn.execute(text("SELECT count(*) FROM plan_versions WHERE tenant = 'dup'"))).scalar_one()
+    # The relay may already have sent the first plan's two events; never more for the refused one.
+    assert tenants <= 2
+    assert versions == 1
 
 
 @pytest.mark.parametrize(
@@ -131,6 +137,13 @@ async def test_duplicate_code_is_409_and_emits_nothing(client, test_keys) -> Non
         ({"rates": [{"service": "fax", "unit": "page", "price": "0.1"}]}, 422, "unprocessable", "rates.0.service"),
         ({"rates": [PLAN["rates"][1], PLAN["rates"][1]]}, 422, "unprocessable", "rates.1.service"),
         ({"billing_period": "weekly"}, 422, "unprocessable", "billing_period"),
+        ({"billing_timing": "later"}, 422, "unprocessable", "billing_timing"),
+        ({"product_id": "no-such-product"}, 422, "unprocessable", "product_id"),
+        ({"effective_from": "2030-01-01T00:00:00"}, 422, "unprocessable", "effective_from"),
+        ({"rates": [{"service": "voice", "unit": "minute", "pricing": "tariff"}]}, 422, "unprocessable", "rates.0.tariff"),
+        ({"allowances": [{"code": "A", "service": "data", "quantity": "1", "unit": "GB"}]}, 422, "unprocessable", "allowances.0.service"),
+        ({"spend_cap": {"amount": "0"}}, 422, "unprocessable", "spend_cap.amount"),
+        ({"one_time_charges": [{"code": "ACT", "description": "Activation", "amount": 5}]}, 422, "validation-error", "one_time_charges.0.amount"),
     ],
 )
 async def test_invalid_plans_are_refused_and_nothing_is_written(client, test_keys, change, status, slug, field) -> None:

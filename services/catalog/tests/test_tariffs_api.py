@@ -8,7 +8,10 @@ GroupIntervalStart, connect fee once, total rounded ``*up`` to 4 decimals).
 
 from __future__ import annotations
 
+import base64
+import gzip
 import io
+import json
 import zipfile
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,6 +20,7 @@ import httpx
 import nats
 import pytest
 
+from rateline_catalog.api import tariffs as tariffs_api
 from rateline_catalog.app import MIGRATIONS, create_app
 from rateline_catalog.settings import CatalogSettings
 from rateline_shared.events.envelope import CloudEvent
@@ -121,6 +125,22 @@ async def test_import_summary_and_event(client, test_keys, nats_server) -> None:
     assert event.type == "catalog.tariff.imported" and event.tenant == "tariff-evt"
     payload = TariffImported.model_validate(event.data)
     assert payload.import_id == body["id"] and payload.counts == body["counts"]
+    # the files travel with the event, so the usage service compiles the same plan
+    files = json.loads(gzip.decompress(base64.b64decode(payload.files_gzip_b64)))
+    assert files == {p.name: p.read_text() for p in (DATA / "tutorial2").glob("*.csv")}
+    assert len(msg.data) < 16_000  # the six tutorial files compress to a small event
+
+
+async def test_a_plan_too_large_for_its_event_is_refused(client, test_keys, monkeypatch) -> None:
+    headers = test_keys.headers("tariff-huge", ["catalog:*"])
+    monkeypatch.setattr(tariffs_api, "MAX_EVENT_FILES_B64", 1000)
+    resp = await upload(client, headers, zipped("tutorial2"))
+    assert resp.status_code == 413, resp.text
+    assert resp.headers["content-type"] == "application/problem+json"
+    monkeypatch.undo()
+    resp = await quote(client, headers, category="call", subject="1001", destination="1002",
+                       start="2019-03-04T13:00:00Z", usage=60)
+    assert resp.json()["type"].endswith("/no-tariff-plan")
 
 
 async def test_peak_offpeak_weekend_and_steps(client, old) -> None:

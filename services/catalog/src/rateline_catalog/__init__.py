@@ -1,1 +1,2 @@
-"""Rateline catalog service: plans with a recurring fee and usage rates, published as events."""
+"""Rateline catalog service: products, plans and their versions, plan migrations and tariff
+plans, published as events; quotes calls against the imported tariffs."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from rateline_catalog.api import plans, tariffs
+from rateline_catalog.api import migrations, plans, products, tariffs
 from rateline_catalog.events import CONSUMERS, SERVICE
 from rateline_catalog.settings import CatalogSettings
 from rateline_shared.deadletters import dead_letters_router
@@ -21,11 +21,13 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
         service=SERVICE,
         title="Rateline catalog service",
         description=(
-            "Plans: a recurring fee and usage rates (voice per minute, SMS per message); "
-            "CGRateS tariff-plan import and call quotes."
+            "Products; plans with versions (recurring, one-time and usage charges: per-unit, "
+            "tariff, graduated, volume and package pricing; allowances; spend caps) and "
+            "migrations between versions; CGRateS tariff-plan import and quotes by subject, "
+            "line or plan."
         ),
         settings=settings,
-        routers=[plans.router, tariffs.router, dead_letters_router(SERVICE)],
+        routers=[products.router, plans.router, migrations.router, tariffs.router, dead_letters_router(SERVICE)],
         consumers=CONSUMERS,
         migrations_dir=MIGRATIONS,
     )

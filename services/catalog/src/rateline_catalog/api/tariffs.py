@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import gzip
+import json
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile, status
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rateline_catalog import repository as repo
+from rateline_catalog.api.mapping import current, rates_of, refs
 from rateline_catalog.api.schemas import Quote, QuoteIn, QuoteInterval, TariffImport
+from rateline_catalog.domain.quoting import (
+    ProfileKey,
+    QuoteRefused,
+    SubscriptionRef,
+    is_msisdn,
+    line_at,
+    started_at,
+    subscription_at,
+    tariff_profile,
+    zone_of,
+)
 from rateline_catalog.events import SERVICE, TARIFF_IMPORTED
 from rateline_rating.tariffs.csvimport import (
     MAX_ZIP_BYTES,
@@ -23,6 +40,7 @@ from rateline_rating.tariffs.csvimport import (
 )
 from rateline_rating.tariffs.engine import TariffError, get_cost
 from rateline_rating.tariffs.model import NANOS_PER_SECOND, TariffPlan
+from rateline_rating.versions import Migration, version_in_force
 from rateline_shared.auth import Principal, require_scope
 from rateline_shared.db import uow, utcnow
 from rateline_shared.errors import PROBLEM_RESPONSES, PayloadTooLarge, Unprocessable, field_error
@@ -39,6 +57,16 @@ Session = Annotated[AsyncSession, Depends(uow)]
 FORMATS = frozenset({"cgrates"})
 VOICE_CATEGORY = "call"
 MAX_USAGE_UNITS = 31 * 86_400 * NANOS_PER_SECOND  # bounds the work of one quote
+# catalog.tariff.imported carries the files (gzip + base64). NATS refuses messages over its
+# max_payload (8 MB in our configurations) and one that cannot be published would block the
+# outbox relay, so an import whose files would not fit comfortably is refused up front.
+MAX_EVENT_FILES_B64 = 4 * 1024 * 1024
+
+
+def encode_files(files: dict[str, str]) -> str:
+    """base64(gzip(JSON {file name: CSV text})), deterministic (sorted names, mtime 0)."""
+    raw = json.dumps(files, sort_keys=True, ensure_ascii=False).encode()
+    return base64.b64encode(gzip.compress(raw, mtime=0)).decode("ascii")
 
 
 def _invalid(field: str, code: str, message: str) -> Unprocessable:
@@ -67,7 +95,10 @@ async def import_tariffs(
     The whole plan is checked before anything is stored: any problem gives a 422 listing each
     one as ``{file, line, reason}`` and nothing is imported. On success the import becomes the
     tenant's tariff plan in force (used by ``POST /v1/rating/quote``) and
-    ``catalog.tariff.imported`` is emitted in the same transaction.
+    ``catalog.tariff.imported`` is emitted in the same transaction; it carries the six files
+    (``files_gzip_b64``: base64 of gzip of a JSON object ``{file name: CSV text}``) so the usage
+    service compiles the same plan. A plan too large for one event (over 4 MiB once compressed
+    and encoded) is refused with 413.
     """
     if format not in FORMATS:
         raise _invalid("format", "unknown-format", "format must be one of: cgrates")
@@ -85,6 +116,12 @@ async def import_tariffs(
             errors=[{"file": i.file, "line": i.line, "reason": i.reason} for i in err.issues],
             slug="invalid-tariff-plan",
         ) from err
+    files_b64 = encode_files(files)
+    if len(files_b64) > MAX_EVENT_FILES_B64:
+        raise PayloadTooLarge(
+            f"the tariff plan compresses to {len(files_b64)} bytes (base64), more than the "
+            f"{MAX_EVENT_FILES_B64} that catalog.tariff.imported can carry; split it"
+        )
     now = utcnow()
     import_id = str(uuid.uuid4())
     counts = summary(plan)
@@ -113,6 +150,7 @@ async def import_tariffs(
                 currency=currency,
                 counts=counts,
                 imported_at=now,
+                files_gzip_b64=files_b64,
             ),
         ),
     )
@@ -148,17 +186,105 @@ def _usage_units(body: QuoteIn) -> tuple[int, int]:
     return units, scale
 
 
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """Which rating profile a quote uses, and what the subject named."""
+
+    profile: ProfileKey
+    plan_id: str | None = None
+    plan_version: int | None = None
+    line_id: str | None = None
+    subscription_id: str | None = None
+
+
+async def _version_rates(session: AsyncSession, tenant: str, plan_id: str) -> list[RowMapping]:
+    versions = (await repo.versions_of(session, tenant, [plan_id])).get(plan_id)
+    if not versions:
+        raise Unprocessable(f"plan {plan_id} is not in the catalog", slug="unknown-plan")
+    return versions
+
+
+async def _for_line(
+    session: AsyncSession, tenant: str, line: RowMapping, body: QuoteIn
+) -> Resolved:
+    rows = await repo.subscriptions_of_line(session, tenant, line["id"])
+    zone = zone_of(await repo.account_timezone(session, tenant, line["account_id"]))
+    sub = subscription_at(
+        [SubscriptionRef(r["id"], r["plan_id"], r["start_date"], r["activated_at"]) for r in rows],
+        body.start,
+        zone,
+    )
+    if sub is None:
+        raise Unprocessable(
+            f"line {line['id']} has no subscription in force at {body.start.isoformat()}",
+            slug="no-subscription",
+        )
+    versions = await _version_rates(session, tenant, sub.plan_id)
+    migrations = [
+        Migration(
+            m["to_version"],
+            m["effective_from"],
+            frozenset(m["subscription_ids"]) if m["subscription_ids"] is not None else None,
+        )
+        for m in await repo.migrations_of(session, tenant, sub.plan_id)
+    ]
+    number = version_in_force(
+        refs(versions), migrations, subscription_id=sub.id, started=started_at(sub, zone), at=body.start
+    )
+    version = next(v for v in versions if v["version"] == number)
+    profile = tariff_profile(rates_of(version), body.category, msisdn=line["msisdn"], version=number or 0)
+    return Resolved(profile, sub.plan_id, number, line["id"], sub.id)
+
+
+async def _resolve(session: AsyncSession, tenant: str, body: QuoteIn) -> Resolved:
+    """The subject as a line's MSISDN, a line id, a plan id, or (else) a CGRateS subject."""
+    subject = body.subject
+    line: RowMapping | None = None
+    if is_msisdn(subject):
+        candidates = await repo.lines_with_msisdn(session, tenant, subject)
+        chosen = line_at([(c["id"], c["activated_at"]) for c in candidates], body.start)
+        line = next((c for c in candidates if c["id"] == chosen), None)
+    else:
+        line = await repo.get_line(session, tenant, subject)
+    try:
+        if line is not None:
+            return await _for_line(session, tenant, line, body)
+        plan = await repo.get_plan(session, tenant, subject)
+        if plan is not None:
+            version = current(await _version_rates(session, tenant, plan["id"]), utcnow())
+            profile = tariff_profile(
+                rates_of(version), body.category, msisdn=None, version=version["version"]
+            )
+            return Resolved(profile, plan["id"], version["version"])
+    except QuoteRefused as err:
+        raise Unprocessable(err.message, slug=err.slug) from err
+    return Resolved(ProfileKey(body.category, subject))
+
+
 @router.post("/rating/quote", response_model=Quote, summary="Quote a call")
 async def quote(body: QuoteIn, principal: Read, session: Session) -> Quote:
-    """The cost of one call (or SMS, data, generic event) under the tenant's tariff plan in
-    force, following CGRateS rating: rating profile by (category, subject) and activation
-    time with fallback subjects, longest destination prefix, time bands, rate steps and
-    increments, connect fee, rounding and MaxCost.
+    """The cost of one call (or SMS, data session, generic event) under the tenant's tariff
+    plan in force, following CGRateS rating: rating profile by (category, subject) and
+    activation time with fallback subjects, longest destination prefix, time bands, rate steps
+    and increments, connect fee, rounding and MaxCost.
 
-    ``usage`` is an integer (seconds for category ``call``, units otherwise) or a duration
-    string (``1m25s``). 422 ``/unauthorized-destination`` when no rate covers the destination;
-    422 ``/rating-profile-not-found`` when no profile matches; 422 ``/no-tariff-plan`` before
-    any import.
+    ``subject`` may name, in this order:
+
+    * a line, by its E.164 MSISDN (``+...``) or its id: the line's subscription in force at
+      ``start`` gives the plan, the subscription's version at ``start`` (after migrations) its
+      rate for the category's service (``call``: voice, ``sms``, ``mms``, ``data``), which must
+      use ``tariff`` pricing; its tariff ref gives the profile, subject ``*line`` being the
+      MSISDN without "+";
+    * a plan, by its id: the same with the version in force now (``*line`` cannot be resolved
+      without a line: 422 ``/line-subject-needs-line``);
+    * anything else: a CGRateS subject, as is.
+
+    ``usage`` is an integer (seconds for category ``call``; units, e.g. messages or bytes, as
+    the imported rates define them otherwise) or a duration string (``1m25s``). 422
+    ``/unauthorized-destination`` when no rate covers the destination;
+    ``/rating-profile-not-found`` when no profile matches; ``/no-tariff-plan`` before any
+    import; ``/no-subscription``, ``/no-rate-for-category``, ``/rate-not-tariff`` when a line
+    or plan cannot be quoted.
     """
     if body.start.tzinfo is None:
         raise _invalid("start", "naive-datetime", "start needs a UTC offset (e.g. Z)")
@@ -166,13 +292,19 @@ async def quote(body: QuoteIn, principal: Read, session: Session) -> Quote:
     if row is None:
         raise Unprocessable("no tariff plan has been imported", slug="no-tariff-plan")
     units, scale = _usage_units(body)
+    resolved = await _resolve(session, principal.tenant, body)
     plan = _PARSED.get(row["id"])
     if plan is None:
         files = await repo.files_of_import(session, principal.tenant, row["id"])
         plan = _remember(row["id"], parse_tariff_plan(files))
     try:
         result = get_cost(
-            plan.profiles, body.category, body.subject, body.destination, body.start, units
+            plan.profiles,
+            resolved.profile.category,
+            resolved.profile.subject,
+            body.destination,
+            body.start,
+            units,
         )
     except TariffError as err:
         raise Unprocessable(str(err), slug=err.slug) from err
@@ -204,4 +336,8 @@ async def quote(body: QuoteIn, principal: Read, session: Session) -> Quote:
             )
             for i in result.intervals
         ],
+        plan_id=resolved.plan_id,
+        plan_version=resolved.plan_version,
+        line_id=resolved.line_id,
+        subscription_id=resolved.subscription_id,
     )
