@@ -14,6 +14,7 @@ import io
 import json
 import zipfile
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -287,3 +288,33 @@ async def test_bad_usage(client, new) -> None:
     assert (await quote(client, new, **base, usage="9" * 5000)).status_code == 422
     # a duration string is the same as seconds: 0.1 + 85 x 0.01
     assert await cost(client, new, **base, usage="1m25s") == "0.9500"
+
+
+async def test_time_bands_in_the_tariff_zone_and_import_listing(client, test_keys) -> None:
+    """oldtutorial's PEAK band starts at 08:00. Monday 2014-08-04 06:30Z is 08:30 in Berlin
+    (CEST): peak RT_20CNT, 0.4 connect + 60 s at 0.2/min = 0.6; read in UTC it is 06:30, still
+    OFFPEAK_MORNING RT_10CNT: 0.2 + 0.1 = 0.3."""
+    utc, berlin = test_keys.headers("tz-utc", ["catalog:*"]), test_keys.headers("tz-berlin", ["catalog:*"])
+    call = {"category": "call", "subject": "1001", "destination": "1002", "start": "2014-08-04T06:30:00Z", "usage": 60}
+    assert (await upload(client, utc, zipped("oldtutorial"))).status_code == 201
+    resp = await client.post(
+        "/v1/tariff-imports", data={"format": "cgrates", "currency": "EUR", "timezone": "Europe/Berlin"},
+        files={"file": ("plan.zip", zipped("oldtutorial"), "application/zip")}, headers=berlin,
+    )
+    assert resp.status_code == 201, resp.text
+    assert (resp.json()["timezone"], resp.json()["in_force"]) == ("Europe/Berlin", True)
+    assert Decimal((await quote(client, utc, **call)).json()["cost"]) == Decimal("0.3")
+    assert Decimal((await quote(client, berlin, **call)).json()["cost"]) == Decimal("0.6")
+
+    bad = await client.post(
+        "/v1/tariff-imports", data={"format": "cgrates", "timezone": "Mars/Olympus"},
+        files={"file": ("plan.zip", zipped("oldtutorial"), "application/zip")}, headers=berlin,
+    )
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "timezone"
+
+    second = await upload(client, berlin, zipped("tutorial2"))
+    listed = (await client.get("/v1/tariff-imports", headers=berlin)).json()
+    assert [(i["id"], i["in_force"]) for i in listed["items"]] == [(resp.json()["id"], False), (second.json()["id"], True)]
+    one = await client.get(f"/v1/tariff-imports/{resp.json()['id']}", headers=berlin)
+    assert one.status_code == 200 and one.json()["counts"]["timings"] == 4
+    assert (await client.get(f"/v1/tariff-imports/{resp.json()['id']}", headers=utc)).status_code == 404

@@ -147,6 +147,8 @@ tariff_imports = Table(
     Column("tenant", String(64), nullable=False),
     Column("format", String(20), nullable=False),
     Column("currency", String(3), nullable=False),
+    # The IANA zone the plan's timings are read in (CGRateS's default_timezone).
+    Column("timezone", String(64), nullable=False, server_default="UTC"),
     Column("summary", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ix_tariff_imports_tenant_created_at_id", "tenant", "created_at", "id"),

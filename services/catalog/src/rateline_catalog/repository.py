@@ -252,3 +252,13 @@ async def files_of_import(
         tariff_import_files.c.tenant == tenant, tariff_import_files.c.import_id == import_id
     )
     return {r.name: r.content for r in (await session.execute(stmt)).all()}
+
+
+async def get_tariff_import(session: AsyncSession, tenant: str, import_id: str) -> RowMapping | None:
+    return await generic.get(session, tariff_imports, tenant, import_id)
+
+
+async def list_tariff_imports(
+    session: AsyncSession, tenant: str, *, cursor: str | None, limit: int
+) -> tuple[list[RowMapping], str | None]:
+    return await generic.list_page(session, tariff_imports, tenant, cursor=cursor, limit=limit, filters={})

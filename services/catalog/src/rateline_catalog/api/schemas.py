@@ -228,10 +228,17 @@ class TariffImport(BaseModel):
     id: str
     format: str
     currency: str
+    timezone: str = Field(description="IANA zone the plan's time bands are read in")
     counts: dict[str, int] = Field(
         description="destinations, timings, rates, destination_rates, rating_plans, rating_profiles"
     )
+    in_force: bool = Field(description="Whether this is the tenant's latest import (the one rating uses)")
     created_at: dt.datetime
+
+
+class TariffImportPage(BaseModel):
+    items: list[TariffImport]
+    next_cursor: str | None
 
 
 class QuoteIn(Input):

@@ -10,14 +10,15 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile, status
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rateline_catalog import repository as repo
 from rateline_catalog.api.mapping import current, rates_of, refs
-from rateline_catalog.api.schemas import Quote, QuoteIn, QuoteInterval, TariffImport
+from rateline_catalog.api.schemas import Quote, QuoteIn, QuoteInterval, TariffImport, TariffImportPage
 from rateline_catalog.domain.quoting import (
     ProfileKey,
     QuoteRefused,
@@ -43,7 +44,7 @@ from rateline_rating.tariffs.model import NANOS_PER_SECOND, TariffPlan
 from rateline_rating.versions import Migration, version_in_force
 from rateline_shared.auth import Principal, require_scope
 from rateline_shared.db import uow, utcnow
-from rateline_shared.errors import PROBLEM_RESPONSES, PayloadTooLarge, Unprocessable, field_error
+from rateline_shared.errors import PROBLEM_RESPONSES, NotFound, PayloadTooLarge, Unprocessable, field_error
 from rateline_shared.events import new_event, publish_in_transaction
 from rateline_shared.events.payloads import TariffImported
 from rateline_shared.money import is_currency
@@ -87,6 +88,9 @@ async def import_tariffs(
     file: Annotated[UploadFile, File(description="Zip of the tariff plan folder")],
     format: Annotated[str, Form(description="cgrates")],
     currency: Annotated[str, Form(description="ISO 4217 code the rates are in")] = "EUR",
+    timezone: Annotated[
+        str, Form(description="IANA zone the timings (days, start times, holidays) are read in")
+    ] = "UTC",
 ) -> TariffImport:
     """Import a tariff plan from a ``multipart/form-data`` upload (``format=cgrates``,
     ``file`` = zip of ``Destinations``, ``Timings``, ``Rates``, ``DestinationRates``,
@@ -99,11 +103,18 @@ async def import_tariffs(
     (``files_gzip_b64``: base64 of gzip of a JSON object ``{file name: CSV text}``) so the usage
     service compiles the same plan. A plan too large for one event (over 4 MiB once compressed
     and encoded) is refused with 413.
+
+    ``timezone`` (CGRateS's ``default_timezone``, ``UTC`` by default) is the IANA zone whose
+    wall clock the timings are read on: a band starting 08:00 starts at 08:00 local time, a
+    weekday is the local weekday, and on DST days a call is split where the wall clock jumps
+    (calls still last their real duration).
     """
     if format not in FORMATS:
         raise _invalid("format", "unknown-format", "format must be one of: cgrates")
     if not is_currency(currency):
         raise _invalid("currency", "unknown-currency", "must be an ISO 4217 currency code")
+    if not _is_zone(timezone):
+        raise _invalid("timezone", "unknown-timezone", "must be an IANA time zone, e.g. Europe/Berlin")
     data = await file.read(MAX_ZIP_BYTES + 1)
     if len(data) > MAX_ZIP_BYTES:
         raise PayloadTooLarge("the archive is larger than 20 MiB")
@@ -132,6 +143,7 @@ async def import_tariffs(
             "tenant": principal.tenant,
             "format": format,
             "currency": currency,
+            "timezone": timezone,
             "summary": counts,
             "created_at": now,
         },
@@ -151,12 +163,54 @@ async def import_tariffs(
                 counts=counts,
                 imported_at=now,
                 files_gzip_b64=files_b64,
+                timezone=timezone,
             ),
         ),
     )
     return TariffImport(
-        id=import_id, format=format, currency=currency, counts=counts, created_at=now
+        id=import_id, format=format, currency=currency, timezone=timezone, counts=counts,
+        in_force=True, created_at=now,
     )
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _import_view(row: RowMapping, in_force_id: str | None) -> TariffImport:
+    return TariffImport(
+        id=row["id"], format=row["format"], currency=row["currency"], timezone=row["timezone"],
+        counts=row["summary"], in_force=row["id"] == in_force_id, created_at=row["created_at"],
+    )
+
+
+@router.get("/tariff-imports", response_model=TariffImportPage, summary="List tariff imports")
+async def list_tariff_imports(
+    principal: Read,
+    session: Session,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> TariffImportPage:
+    """The tenant's tariff imports, oldest first (cursor pagination); ``in_force`` marks the
+    latest, the one quotes and the usage service rate with."""
+    rows, nxt = await repo.list_tariff_imports(session, principal.tenant, cursor=cursor, limit=limit)
+    latest = await repo.current_tariff_import(session, principal.tenant)
+    latest_id = latest["id"] if latest else None
+    return TariffImportPage(items=[_import_view(r, latest_id) for r in rows], next_cursor=nxt)
+
+
+@router.get("/tariff-imports/{import_id}", response_model=TariffImport, summary="Get a tariff import")
+async def get_tariff_import(import_id: str, principal: Read, session: Session) -> TariffImport:
+    """One tariff import of the tenant with its counts (404 if it does not exist)."""
+    row = await repo.get_tariff_import(session, principal.tenant, import_id)
+    if row is None:
+        raise NotFound(f"tariff import {import_id} not found")
+    latest = await repo.current_tariff_import(session, principal.tenant)
+    return _import_view(row, latest["id"] if latest else None)
 
 
 _PARSED: dict[str, TariffPlan] = {}
@@ -305,6 +359,7 @@ async def quote(body: QuoteIn, principal: Read, session: Session) -> Quote:
             body.destination,
             body.start,
             units,
+            timezone=row["timezone"],
         )
     except TariffError as err:
         raise Unprocessable(str(err), slug=err.slug) from err
