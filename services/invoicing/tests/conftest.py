@@ -10,15 +10,23 @@ from typing import Any
 import httpx
 import nats
 import pytest
+from sqlalchemy import text
 
+from rateline_shared.db import unit_of_work
 from rateline_shared.events import CloudEvent, new_event
 from rateline_shared.events.payloads import (
     AccountCreated,
+    Adjustment,
+    OneTimeCharge,
     PaymentOutcome,
+    PlanMigrationScheduled,
     PlanPublished,
+    PlanVersionPublished,
     RatedRecord,
     RecordsRated,
+    RecordsRerated,
     SubscriptionActivated,
+    UsageRate,
 )
 from rateline_shared.testing import TestKeys, wait_until
 
@@ -75,6 +83,87 @@ class Tenant:
             plan_id,
         )
         return plan_id
+
+    async def plan_version(
+        self,
+        *,
+        plan_id: str | None = None,
+        version: int = 1,
+        fee: str = "10.00",
+        name: str = "Basic",
+        billing_period: str = "monthly",
+        billing_timing: str = "advance",
+        one_time_charges: list[OneTimeCharge] | None = None,
+        rates: list[UsageRate] | None = None,
+        effective_from: datetime = datetime(2026, 1, 1, tzinfo=UTC),
+        also_plan_published: bool = True,
+    ) -> str:
+        """A plan version as the catalog publishes it: for version 1 first the (older)
+        catalog.plan.published, then catalog.plan_version.published in the same transaction.
+        Returns once invoicing holds the version."""
+        plan_id = plan_id or new_id()
+        code = f"P-{plan_id[:4]}"
+        now = datetime.now(UTC)
+        if version == 1 and also_plan_published:
+            await self.publish(
+                "catalog", "catalog.plan.published",
+                PlanPublished(
+                    plan_id=plan_id, code=code, name=name, currency="EUR", recurring_fee=fee,
+                    billing_period=billing_period, rates=rates or [], published_at=now,
+                ),
+                plan_id,
+            )
+        await self.publish(
+            "catalog", "catalog.plan_version.published",
+            PlanVersionPublished(
+                plan_id=plan_id, code=code, name=name, currency="EUR", version=version,
+                effective_from=effective_from, recurring_fee=fee, billing_period=billing_period,
+                billing_timing=billing_timing, one_time_charges=one_time_charges or [],
+                rates=rates or [], published_at=now,
+            ),
+            plan_id,
+        )
+        await self.wait_stored(
+            "SELECT count(*) FROM plan_versions WHERE tenant = :t AND plan_id = :p AND version = :v "
+            "AND source = 'version'",
+            {"p": plan_id, "v": version},
+        )
+        return plan_id
+
+    async def migration(self, plan_id: str, to_version: int, effective_from: datetime) -> str:
+        migration_id = new_id()
+        await self.publish(
+            "catalog", "catalog.plan_migration.scheduled",
+            PlanMigrationScheduled(
+                migration_id=migration_id, plan_id=plan_id, to_version=to_version,
+                effective_from=effective_from, subscription_ids=None, created_at=datetime.now(UTC),
+            ),
+            plan_id,
+        )
+        await self.wait_stored(
+            "SELECT count(*) FROM plan_migrations WHERE tenant = :t AND id = :m", {"m": migration_id}
+        )
+        return migration_id
+
+    async def wait_stored(self, sql: str, params: dict[str, Any], expected: int = 1) -> int:
+        """Wait until ``sql`` (a count, with ``:t`` the tenant) gives ``expected``."""
+        runtime = self.client.app.state.runtime  # type: ignore[attr-defined]
+
+        async def probe() -> int | None:
+            async with unit_of_work(runtime.sessions) as session:
+                count = int((await session.execute(text(sql), {"t": self.name, **params})).scalar_one())
+            return count if count == expected else None
+
+        return await wait_until(probe)
+
+    async def records(self, records: list[RatedRecord]) -> None:
+        await self.publish("usage", "usage.records.rated", RecordsRated(batch_id=new_id(), records=records))
+
+    async def rerated(self, job_id: str, adjustments: list[Adjustment], reason: str = "tariff fix") -> None:
+        await self.publish(
+            "usage", "usage.records.rerated",
+            RecordsRerated(job_id=job_id, reason=reason, adjustments=adjustments),
+        )
 
     async def subscription(
         self, account_id: str, plan_id: str, start_date: date = date(2026, 9, 15)

@@ -21,9 +21,10 @@ from rateline_invoicing.domain.invoices import (
     AccountTerms,
     InvoiceDraft,
     LineKind,
+    PlanHistory,
     PlanTerms,
     SubscriptionTerms,
-    UsageItem,
+    UsageGroup,
     build_invoice,
     round_invoice_line,
 )
@@ -44,43 +45,46 @@ def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second:
 
 
 def usage(
-    n: int,
     amount: str,
     *,
+    records: int = 1,
     service: str = "voice",
-    billed: str = "60",
-    at: datetime | None = None,
+    billed: str | None = None,
     sub: str = "sub-1",
     currency: str = "EUR",
-    invoice_id: str | None = None,
-) -> UsageItem:
-    return UsageItem(
-        usage_id=n,
+) -> UsageGroup:
+    """``records`` rated records of this period summed: ``amount`` in all, 60 s (voice) or one
+    message each unless ``billed`` says otherwise."""
+    each = Decimal(60 if service == "voice" else 1)
+    quantity = Decimal(billed) if billed is not None else each * records
+    return UsageGroup(
         subscription_id=sub,
         plan_id="plan-basic",
         service=service,
-        started_at=at or utc(2026, 10, 5, 10, 0),
-        billed_quantity=Decimal(billed),
         unit="second" if service == "voice" else "message",
-        amount=Decimal(amount),
         currency=currency,
-        invoice_id=invoice_id,
+        records=records,
+        amount=Decimal(amount),
+        billed_quantity=quantity,
+        chargeable_quantity=quantity,
     )
 
 
 def build(
     subs: Sequence[SubscriptionTerms] = (SUB,),
     plans: dict[str, PlanTerms] | None = None,
-    items: Sequence[UsageItem] = (),
+    items: Sequence[UsageGroup] = (),
     account: AccountTerms = ACCOUNT,
     period: BillingPeriod = OCT,
 ) -> InvoiceDraft:
+    known = plans if plans is not None else {"plan-basic": BASIC}
     return build_invoice(
         account=account,
         period=period,
         subscriptions=list(subs),
-        plans=plans if plans is not None else {"plan-basic": BASIC},
+        plans={pid: PlanHistory.of(p) for pid, p in known.items()},
         usage=list(items),
+        already_invoiced={s.subscription_id for s in subs},
     )
 
 
@@ -163,21 +167,22 @@ def test_consecutive_periods_tile_time_without_gap_or_overlap(
 
 # --- invoice building -------------------------------------------------------------------------
 def test_monthly_fee_and_two_voice_minutes() -> None:
-    draft = build(items=[usage(1, "0.1000"), usage(2, "0.1000")])
+    draft = build(items=[usage("0.2000", records=2)])
     assert [ln.kind for ln in draft.lines] == [LineKind.RECURRING, LineKind.USAGE]
     fee, voice = draft.lines
     assert fee.description == "Basic monthly fee 2026-10-01 to 2026-10-31"
     assert fee.amount == Money(Decimal("10.00"), "EUR")
+    assert (fee.quantity, fee.unit) == (Decimal(1), "month")
     assert (voice.quantity, voice.unit, voice.service) == (Decimal(2), "minute", "voice")
+    assert voice.description == "Voice usage (Basic)"
     assert voice.amount == Money(Decimal("0.20"), "EUR")
     assert voice.record_count == 2
     assert draft.total == draft.subtotal == Money(Decimal("10.20"), "EUR")
-    assert draft.usage_ids == (1, 2)
 
 
 def test_usage_line_is_rounded_once_not_per_record() -> None:
     # 3 x 0.0150 = 0.0450 -> 0.05 (rounding each record first would give 3 x 0.02 = 0.06)
-    draft = build(subs=(), items=[usage(i, "0.0150", service="sms", billed="1") for i in range(3)])
+    draft = build(subs=(), items=[usage("0.0150", service="sms") for _ in range(3)])
     (sms,) = draft.lines
     assert sms.unrounded_amount == Decimal("0.0450")
     assert sms.amount.amount == Decimal("0.05")
@@ -186,10 +191,7 @@ def test_usage_line_is_rounded_once_not_per_record() -> None:
 
 def test_total_is_the_sum_of_rounded_lines() -> None:
     # two lines of 0.005 each round to 0.01 + 0.01 = 0.02, not round(0.010) = 0.01
-    draft = build(
-        subs=(),
-        items=[usage(1, "0.005", service="voice"), usage(2, "0.005", service="sms", billed="1")],
-    )
+    draft = build(subs=(), items=[usage("0.005"), usage("0.005", service="sms")])
     assert [ln.amount.amount for ln in draft.lines] == [Decimal("0.01"), Decimal("0.01")]
     assert draft.total.amount == Decimal("0.02")
 
@@ -199,8 +201,8 @@ def test_usage_is_grouped_by_subscription_and_service() -> None:
     draft = build(
         subs=(SUB, sub2),
         items=[
-            usage(1, "0.10"), usage(2, "0.10", sub="sub-2"), usage(3, "0.01", service="sms", billed="1"),
-            usage(4, "0.10"), usage(5, "0.01", service="sms", billed="1", sub="sub-2"),
+            usage("0.10"), usage("0.10", sub="sub-2"), usage("0.01", service="sms"),
+            usage("0.10"), usage("0.01", service="sms", sub="sub-2"),
         ],
     )
     usage_lines = [(ln.subscription_id, ln.service, ln.record_count, ln.amount.amount)
@@ -218,21 +220,8 @@ def test_usage_is_grouped_by_subscription_and_service() -> None:
 
 
 def test_voice_seconds_are_shown_in_minutes() -> None:
-    draft = build(subs=(), items=[usage(1, "0.1017", billed="61")])
+    draft = build(subs=(), items=[usage("0.1017", billed="61")])
     assert draft.lines[0].quantity == Decimal("1.016667")
-
-
-def test_only_uninvoiced_usage_inside_the_utc_period_counts() -> None:
-    items = [
-        usage(1, "0.10", at=utc(2026, 9, 30, 22, 0)),  # local 1 Oct 00:00: in
-        usage(2, "0.10", at=utc(2026, 9, 30, 21, 59)),  # local 30 Sep: out
-        usage(3, "0.10", at=utc(2026, 10, 31, 22, 30)),  # local 31 Oct 23:30 CET: in
-        usage(4, "0.10", at=utc(2026, 10, 31, 23, 0)),  # local 1 Nov: out
-        usage(5, "0.10", invoice_id="inv-old"),  # already invoiced: out
-    ]
-    draft = build(subs=(), items=items)
-    assert draft.usage_ids == (1, 3)
-    assert draft.total.amount == Decimal("0.20")
 
 
 def test_subscription_is_billed_only_if_it_starts_before_the_period_end() -> None:
@@ -243,7 +232,7 @@ def test_subscription_is_billed_only_if_it_starts_before_the_period_end() -> Non
 
 
 def test_nothing_to_bill_is_an_empty_draft() -> None:
-    draft = build(subs=(), items=[usage(1, "0.10", at=utc(2026, 12, 1))])
+    draft = build(subs=())
     assert draft.is_empty and draft.total == Money.zero("EUR")
 
 
@@ -255,22 +244,25 @@ def test_plan_in_another_currency_makes_the_account_unbillable() -> None:
 
 def test_usage_in_another_currency_makes_the_account_unbillable() -> None:
     with pytest.raises(CurrencyMismatch):
-        build(items=[usage(1, "0.10", currency="USD")])
+        build(items=[usage("0.10", currency="USD")])
 
 
-def test_unknown_plan_and_non_monthly_plan_are_reported() -> None:
+def test_unknown_plan_and_unknown_billing_period_or_timing_are_reported() -> None:
     with pytest.raises(UnknownPlan):
         build(plans={})
-    yearly = PlanTerms("plan-basic", "Basic", "EUR", Decimal("100"), billing_period="yearly")
+    weekly = PlanTerms("plan-basic", "Basic", "EUR", Decimal("100"), billing_period="weekly")
     with pytest.raises(UnsupportedBillingPeriod):
-        build(plans={"plan-basic": yearly})
+        build(plans={"plan-basic": weekly})
+    sometimes = PlanTerms("plan-basic", "Basic", "EUR", Decimal("100"), billing_timing="sometimes")
+    with pytest.raises(UnsupportedBillingPeriod):
+        build(plans={"plan-basic": sometimes})
 
 
 def test_zero_decimal_currency_rounds_to_whole_yen() -> None:
     account = AccountTerms("acc-jp", "JPY", "Asia/Tokyo")
     plan = PlanTerms("plan-basic", "Basic", "JPY", Decimal("1000"))
     period = BillingPeriod.of(date(2026, 10, 1), date(2026, 11, 1), "Asia/Tokyo")
-    items = [usage(i, "2.5", currency="JPY") for i in range(3)]  # 7.5 -> 8
+    items = [usage("2.5", currency="JPY") for _ in range(3)]  # 7.5 -> 8
     draft = build(items=items, plans={"plan-basic": plan}, account=account, period=period)
     assert [ln.amount.amount for ln in draft.lines] == [Decimal("1000"), Decimal("8")]
     assert draft.total.amount == Decimal("1008")
@@ -282,8 +274,7 @@ amounts = st.decimals(min_value=Decimal("0"), max_value=Decimal("50"), places=4)
 @given(st.lists(st.tuples(st.sampled_from(["sub-1", "sub-2"]), st.sampled_from(["voice", "sms"]),
                           amounts), max_size=40))
 def test_lines_round_once_and_total_adds_up(records: list[tuple[str, str, Decimal]]) -> None:
-    items = [usage(i, str(a), sub=s, service=svc, billed="60" if svc == "voice" else "1")
-             for i, (s, svc, a) in enumerate(records)]
+    items = [usage(str(a), sub=s, service=svc) for s, svc, a in records]
     draft = build(subs=(), items=items)
     groups: dict[tuple[str, str], Decimal] = {}
     for s, svc, a in records:
@@ -294,7 +285,7 @@ def test_lines_round_once_and_total_adds_up(records: list[tuple[str, str, Decima
         assert abs(line.amount.amount - line.unrounded_amount) <= Decimal("0.005")
         assert line.amount.amount == line.amount.amount.quantize(Decimal("0.01"))
     assert draft.total.amount == sum((ln.amount.amount for ln in draft.lines), Decimal(0))
-    assert len(draft.usage_ids) == len(records)
+    assert sum(ln.record_count for ln in draft.lines) == len(records)
 
 
 # --- numbering, due dates, payments -----------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import decimal
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -22,21 +23,35 @@ from rateline_invoicing.contracts import INVOICE_FINALIZED, INVOICE_PAID, SERVIC
 from rateline_invoicing.domain.errors import BillingError, CurrencyMismatch, DomainError
 from rateline_invoicing.domain.invoices import (
     AccountTerms,
+    AdjustmentGroup,
+    CoveredPeriod,
     InvoiceDraft,
+    OneTimeTerms,
+    PlanHistory,
     PlanTerms,
+    RateTerms,
     SubscriptionTerms,
-    UsageItem,
+    UsageGroup,
     build_invoice,
+    correction_keys,
     in_minor_units,
 )
 from rateline_invoicing.domain.numbering import due_date, format_invoice_number
 from rateline_invoicing.domain.payments import InvoiceStatus, settle
 from rateline_invoicing.domain.periods import BillingPeriod
+from rateline_rating.pricing import PriceTier
+from rateline_rating.versions import Migration
 from rateline_shared.db import advisory_xact_lock
 from rateline_shared.errors import Conflict, NotFound
 from rateline_shared.events import new_event, publish_in_transaction
 from rateline_shared.events.consumer import PoisonEvent
-from rateline_shared.events.payloads import InvoiceFinalized, InvoicePaid, PaymentOutcome
+from rateline_shared.events.payloads import (
+    InvoiceFinalized,
+    InvoicePaid,
+    OneTimeCharge,
+    PaymentOutcome,
+    UsageRate,
+)
 from rateline_shared.money import Money, MoneyError
 
 # payment_id of the invoicing.invoice.paid event of an invoice settled without a payment.
@@ -73,6 +88,10 @@ def _failure(account_id: str, err: DomainError) -> AccountOutcome:
     )
 
 
+class _NothingToBill(Exception):
+    """Raised inside the savepoint to undo what was taken when the draft has no line."""
+
+
 async def bill_account(
     session: AsyncSession,
     *,
@@ -85,7 +104,11 @@ async def bill_account(
     now: datetime,
     payment_terms_days: int,
 ) -> AccountOutcome:
-    """Create the account's invoice for the period unless one exists (at most one, ever)."""
+    """Create the account's invoice for the period unless one exists (at most one, ever).
+
+    Everything it takes (usage, late usage, pending adjustments) is taken inside a savepoint:
+    an account that cannot be billed, or has nothing to bill, leaves no trace.
+    """
     await advisory_xact_lock(session, invoice_lock_key(tenant, account_id, period_start))
     existing = await repo.invoice_for_period(session, tenant, account_id, period_start)
     if existing is not None:
@@ -97,23 +120,33 @@ async def bill_account(
             error={"account_id": account_id, "code": "unknown-account",
                    "reason": f"account {account_id} is unknown to invoicing"},
         )
+    invoice_id = str(uuid.uuid4())
     try:
         period = BillingPeriod.of(period_start, period_end, account["timezone"])
-        draft = await _draft(session, tenant, account, period)
+        async with session.begin_nested():
+            draft = await _draft(session, tenant, account, period, invoice_id)
+            if draft.is_empty:
+                raise _NothingToBill
+            await repo.insert_invoice(
+                session,
+                _invoice_values(tenant, invoice_id, bill_run_id, draft, now),
+                _line_values(tenant, invoice_id, draft),
+            )
+            await repo.record_first_invoices(
+                session,
+                [
+                    {"tenant": tenant, "subscription_id": f.subscription_id, "invoice_id": invoice_id,
+                     "one_time_charges": list(f.charges), "created_at": now}
+                    for f in draft.first_invoices
+                ],
+            )
+            await repo.settle_adjusted_records(session, tenant, invoice_id)
+    except _NothingToBill:
+        return AccountOutcome("nothing_to_bill")
     except DomainError as err:
         return _failure(account_id, err)
     except MoneyError as err:  # e.g. a currency invoicing cannot price in
         return _failure(account_id, BillingError(str(err)))
-    if draft.is_empty:
-        return AccountOutcome("nothing_to_bill")
-
-    invoice_id = str(uuid.uuid4())
-    await repo.insert_invoice(
-        session, _invoice_values(tenant, invoice_id, bill_run_id, draft, now), _line_values(tenant, invoice_id, draft)
-    )
-    marked = await repo.mark_usage_invoiced(session, tenant, draft.usage_ids, invoice_id)
-    if marked != len(draft.usage_ids):  # the rows are locked: this would be a bug, not a race
-        raise RuntimeError(f"marked {marked} of {len(draft.usage_ids)} usage rows as invoiced")
     if auto_finalize:
         await finalize_invoice(
             session, tenant, invoice_id, now=now, payment_terms_days=payment_terms_days
@@ -122,47 +155,127 @@ async def bill_account(
 
 
 async def _draft(
-    session: AsyncSession, tenant: str, account: RowMapping, period: BillingPeriod
+    session: AsyncSession, tenant: str, account: RowMapping, period: BillingPeriod, invoice_id: str
 ) -> InvoiceDraft:
+    """Take what the invoice carries and build it (a fixed number of queries per account)."""
     subs = await repo.account_subscriptions(session, tenant, account["id"])
-    usage = await repo.uninvoiced_usage(
-        session, tenant, account["id"], period.start_utc, period.end_utc
-    )
-    plan_rows = await repo.plans_by_id(
-        session, tenant, {s["plan_id"] for s in subs} | {u["plan_id"] for u in usage}
-    )
+    usage = [
+        _usage_group(row)
+        for row in await repo.take_usage(
+            session, tenant, account["id"], invoice_id, period.start_utc, period.end_utc
+        )
+    ]
+    adjustments = [
+        _adjustment_group(row)
+        for row in await repo.take_adjustments(session, tenant, account["id"], invoice_id)
+    ]
+    plan_ids = {s["plan_id"] for s in subs} | {u.plan_id for u in usage} | {a.plan_id for a in adjustments}
+    version_rows, migration_rows = await repo.plan_histories(session, tenant, plan_ids)
+    keys = correction_keys(usage, adjustments)
+    invoiced = {
+        (r["covered_id"], r["subscription_id"], r["service"], r["plan_version"]): r["quantity"]
+        for r in await repo.invoiced_quantities(session, tenant, invoice_id, {k[0] for k in keys})
+    }
     return build_invoice(
-        account=AccountTerms(account["id"], account["currency"], account["timezone"]),
+        account=AccountTerms(
+            account["id"], account["currency"], account["timezone"], account["bill_cycle_day"]
+        ),
         period=period,
-        subscriptions=[
-            SubscriptionTerms(s["id"], s["plan_id"], s["start_date"]) for s in subs
-        ],
-        plans={
-            pid: PlanTerms(
-                plan_id=pid,
-                name=p["name"],
-                currency=p["currency"],
-                recurring_fee=p["recurring_fee"],
-                billing_period=p["billing_period"],
-                code=p["code"],
+        subscriptions=[SubscriptionTerms(s["id"], s["plan_id"], s["start_date"]) for s in subs],
+        plans=plan_catalog(version_rows, migration_rows),
+        usage=usage,
+        adjustments=adjustments,
+        invoiced_quantities={k: v for k, v in invoiced.items() if k in keys},
+        already_invoiced=await repo.first_invoiced(session, tenant, {s["id"] for s in subs}),
+    )
+
+
+def _covered(row: RowMapping) -> CoveredPeriod | None:
+    if row["covered_id"] is None:
+        return None
+    return CoveredPeriod(row["covered_id"], row["covered_start"], row["covered_end"])
+
+
+def _usage_group(row: RowMapping) -> UsageGroup:
+    return UsageGroup(
+        subscription_id=row["subscription_id"],
+        plan_id=row["plan_id"],
+        service=row["service"],
+        unit=row["unit"],
+        currency=row["currency"],
+        records=int(row["records"]),
+        amount=row["amount"],
+        billed_quantity=row["billed_quantity"],
+        chargeable_quantity=row["chargeable_quantity"],
+        pricing=row["pricing"],
+        plan_version=row["plan_version"],
+        covered=_covered(row),
+        first_started=row["first_started"],
+        last_started=row["last_started"],
+    )
+
+
+def _adjustment_group(row: RowMapping) -> AdjustmentGroup:
+    return AdjustmentGroup(
+        subscription_id=row["subscription_id"],
+        plan_id=row["plan_id"],
+        service=row["service"],
+        unit=row["unit"],
+        currency=row["currency"],
+        records=int(row["records"]),
+        delta=row["delta"],
+        quantity_delta=row["quantity_delta"],
+        pricing=row["pricing"],
+        plan_version=row["plan_version"],
+        covered=_covered(row),
+    )
+
+
+def plan_catalog(
+    version_rows: Sequence[RowMapping], migration_rows: Sequence[RowMapping]
+) -> dict[str, PlanHistory]:
+    """The stored versions and migrations as the domain's plan histories."""
+    versions: dict[str, list[PlanTerms]] = {}
+    for v in version_rows:
+        versions.setdefault(v["plan_id"], []).append(
+            PlanTerms(
+                plan_id=v["plan_id"],
+                name=v["name"],
+                currency=v["currency"],
+                recurring_fee=v["recurring_fee"],
+                billing_period=v["billing_period"],
+                code=v["code"],
+                version=v["version"],
+                effective_from=v["effective_from"],
+                billing_timing=v["billing_timing"],
+                one_time_charges=tuple(
+                    OneTimeTerms(c.code, c.description, c.amount)
+                    for c in (OneTimeCharge.model_validate(x) for x in v["one_time_charges"])
+                ),
+                rates=tuple(rate_terms(UsageRate.model_validate(x)) for x in v["rates"]),
             )
-            for pid, p in plan_rows.items()
-        },
-        usage=[
-            UsageItem(
-                usage_id=u["id"],
-                subscription_id=u["subscription_id"],
-                plan_id=u["plan_id"],
-                service=u["service"],
-                started_at=u["started_at"],
-                billed_quantity=u["billed_quantity"],
-                unit=u["unit"],
-                amount=u["amount"],
-                currency=u["currency"],
-                invoice_id=u["invoice_id"],
-            )
-            for u in usage
-        ],
+        )
+    migrations: dict[str, list[Migration]] = {}
+    for m in migration_rows:
+        ids = m["subscription_ids"]
+        migrations.setdefault(m["plan_id"], []).append(
+            Migration(m["to_version"], m["effective_from"], frozenset(ids) if ids is not None else None)
+        )
+    return {
+        plan_id: PlanHistory.of(*items, migrations=migrations.get(plan_id, ()))
+        for plan_id, items in versions.items()
+    }
+
+
+def rate_terms(rate: UsageRate) -> RateTerms:
+    return RateTerms(
+        service=rate.service,
+        unit=rate.unit,
+        pricing=rate.pricing,
+        price=rate.price,
+        tiers=tuple(PriceTier(t.up_to, t.unit_price, t.flat_fee) for t in rate.tiers),
+        package_size=rate.package_size,
+        minimum_charge=rate.minimum_charge,
     )
 
 
@@ -221,7 +334,8 @@ async def finalize_invoice(
     now: datetime,
     payment_terms_days: int,
 ) -> RowMapping:
-    """Draft -> finalized with the tenant's next gapless number (paid at once if nothing is due).
+    """Draft -> finalized with the tenant's next gapless number (paid at once if nothing is due:
+    a total of zero or less; a negative total is a credit, not carried forward yet).
 
     The number comes from the tenant's counter row, locked until this transaction ends: if it
     rolls back, the number is not used and the next finalize takes it.
@@ -241,7 +355,8 @@ async def finalize_invoice(
         "issued_at": now,
         "due_date": due_date(now, invoice["timezone"], payment_terms_days),
     }
-    settled_at_once = invoice["total"] == 0
+    # Nothing to pay (a zero total, or a credit from negative adjustments): paid at once.
+    settled_at_once = invoice["total"] <= 0
     if settled_at_once:
         values.update(status=InvoiceStatus.PAID.value, paid_at=now)
     row = await repo.update_invoice(session, tenant, invoice_id, values)

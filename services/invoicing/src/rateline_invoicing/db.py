@@ -1,7 +1,9 @@
 """The invoicing service's tables (its own database; nobody else reads them).
 
-Projections fed by other services' events (``accounts``, ``plans``, ``subscriptions``,
-``rated_usage``), and what invoicing owns (bill runs, invoices, numbering, payments seen).
+Projections fed by other services' events (``accounts``, ``plans`` with their
+``plan_versions`` and ``plan_migrations``, ``subscriptions``, ``rated_usage`` and the re-rating
+``usage_adjustments``), and what invoicing owns (bill runs, invoices, numbering, payments seen,
+the first invoice of each subscription).
 Rated amounts keep the precision they arrive with (NUMERIC(28, 12) never rounds a
 ``DecimalString``); invoice amounts are already rounded to the currency's minor unit.
 """
@@ -56,6 +58,7 @@ accounts = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# The plan's header: code, name and terms of its latest known version (for listings).
 plans = Table(
     "plans",
     metadata,
@@ -67,6 +70,42 @@ plans = Table(
     Column("recurring_fee", RATED, nullable=False),
     Column("billing_period", String(20), nullable=False),
     Column("published_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+)
+
+# Every version of every plan (catalog.plan_version.published; a catalog.plan.published alone
+# gives version 1 with ``source`` 'plan' until the version event replaces it).
+plan_versions = Table(
+    "plan_versions",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("plan_id", String(64), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("code", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("effective_from", DateTime(timezone=True), nullable=False),
+    Column("recurring_fee", RATED, nullable=False),
+    Column("billing_period", String(20), nullable=False),
+    Column("billing_timing", String(20), nullable=False),
+    Column("one_time_charges", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("rates", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("published_at", DateTime(timezone=True), nullable=False),
+    Column("source", String(20), nullable=False),  # version | plan
+    CheckConstraint("source IN ('version', 'plan')", name="source"),
+)
+
+plan_migrations = Table(
+    "plan_migrations",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("plan_id", String(64), nullable=False),
+    Column("to_version", Integer, nullable=False),
+    Column("effective_from", DateTime(timezone=True), nullable=False),
+    Column("subscription_ids", JSONB, nullable=True),  # null: every subscription of the plan
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_plan_migrations_tenant_plan_id", "tenant", "plan_id"),
 )
 
 subscriptions = Table(
@@ -103,9 +142,65 @@ rated_usage = Table(
     Column("currency", String(3), nullable=False),
     Column("invoice_id", String(36), nullable=True),
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("plan_version", Integer, nullable=True),
+    # per_unit | tariff (amount rated per record) | graduated | volume | package (priced at
+    # invoice time on the period's chargeable quantity; amount 0)
+    Column("pricing", String(20), nullable=False, server_default=text("'per_unit'")),
+    Column("chargeable_quantity", RATED, nullable=True),  # null: the billed quantity
     UniqueConstraint("tenant", "source", "record_id", name="uq_rated_usage_tenant_source_record"),
     Index("ix_rated_usage_tenant_account_started", "tenant", "account_id", "started_at"),
     Index("ix_rated_usage_invoice_id", "invoice_id"),
+    # What a bill run takes (this period and late records): only the uninvoiced rows.
+    Index(
+        "ix_rated_usage_uninvoiced",
+        "tenant",
+        "account_id",
+        "started_at",
+        postgresql_where=text("invoice_id IS NULL"),
+    ),
+)
+
+# Re-rating adjustments (usage.records.rerated), one per (job, record). A record not invoiced
+# yet is changed in place (status 'applied'); one already on an invoice keeps what was invoiced
+# and the adjustment waits ('pending') for the account's next invoice ('invoiced').
+usage_adjustments = Table(
+    "usage_adjustments",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("job_id", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("source", String(100), nullable=False),
+    Column("record_id", String(200), nullable=False),
+    Column("usage_id", BigInteger, ForeignKey("rated_usage.id"), nullable=False),
+    Column("account_id", String(64), nullable=False),
+    Column("subscription_id", String(64), nullable=False),
+    Column("plan_id", String(64), nullable=False),
+    Column("plan_version", Integer, nullable=True),
+    Column("service", String(20), nullable=False),
+    Column("pricing", String(20), nullable=False),
+    Column("unit", String(20), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("old_amount", RATED, nullable=False),
+    Column("new_amount", RATED, nullable=False),
+    Column("delta", RATED, nullable=False),
+    Column("chargeable_quantity", RATED, nullable=True),  # the new one, if the job gave it
+    Column("quantity_delta", RATED, nullable=False, server_default=text("0")),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("invoice_id", String(36), nullable=True),
+    _created_at(),
+    UniqueConstraint("tenant", "job_id", "source", "record_id", name="uq_usage_adjustments_job_record"),
+    CheckConstraint("status IN ('applied', 'pending', 'invoiced')", name="status"),
+    CheckConstraint("(invoice_id IS NULL) = (status <> 'invoiced')", name="invoice_iff_invoiced"),
+    Index(
+        "ix_usage_adjustments_pending",
+        "tenant",
+        "account_id",
+        postgresql_where=text("status = 'pending'"),
+    ),
+    Index("ix_usage_adjustments_usage_id", "usage_id"),
+    Index("ix_usage_adjustments_invoice_id", "invoice_id"),
 )
 
 # --- bill runs --------------------------------------------------------------------------------
@@ -203,6 +298,21 @@ invoice_lines = Table(
     Column("currency", String(3), nullable=False),
     Column("record_count", Integer, nullable=False, server_default=text("0")),
     UniqueConstraint("invoice_id", "position", name="uq_invoice_lines_invoice_position"),
+    CheckConstraint(
+        "kind IN ('recurring', 'one_time', 'usage', 'late_usage', 'adjustment')", name="kind"
+    ),
+)
+
+# The first invoice of each subscription, with the one-time charges it carried: a subscription
+# listed here is never charged its one-time charges again.
+subscription_first_invoices = Table(
+    "subscription_first_invoices",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("subscription_id", String(64), primary_key=True),
+    Column("invoice_id", String(36), nullable=False),
+    Column("one_time_charges", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    _created_at(),
 )
 
 # The per-tenant invoice number counter, locked FOR UPDATE by each finalize (gapless).

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import String, Table, and_, func, insert, literal, select, text, update
+from sqlalchemy import String, Table, and_, func, insert, literal, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,9 +20,13 @@ from rateline_invoicing.db import (
     invoice_number_counters,
     invoice_payments,
     invoices,
+    plan_migrations,
+    plan_versions,
     plans,
     rated_usage,
+    subscription_first_invoices,
     subscriptions,
+    usage_adjustments,
 )
 from rateline_shared import repository as generic
 from rateline_shared.db import utcnow
@@ -41,6 +45,53 @@ async def upsert(session: AsyncSession, table: Table, values: dict[str, Any]) ->
     stmt = pg_insert(table).values(**values)
     changes = {k: stmt.excluded[k] for k in values if k not in ("tenant", "id")}
     await session.execute(stmt.on_conflict_do_update(index_elements=["tenant", "id"], set_=changes))
+
+
+async def upsert_plan_header(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Insert the plan's header, or refresh it from a version at least as new as the one it has."""
+    stmt = pg_insert(plans).values(**values)
+    changes = {k: stmt.excluded[k] for k in values if k not in ("tenant", "id")}
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["tenant", "id"], set_=changes, where=plans.c.version <= stmt.excluded.version
+        )
+    )
+
+
+async def store_plan_version(session: AsyncSession, values: dict[str, Any], *, replace: bool) -> None:
+    """Store a plan version; ``replace``: a catalog.plan_version.published, which supersedes
+    what a catalog.plan.published told of version 1 (never the other way round)."""
+    stmt = pg_insert(plan_versions).values(**values)
+    keys = ["tenant", "plan_id", "version"]
+    if replace:
+        changes = {k: stmt.excluded[k] for k in values if k not in keys}
+        await session.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changes))
+    else:
+        await session.execute(stmt.on_conflict_do_nothing(index_elements=keys))
+
+
+async def plan_histories(
+    session: AsyncSession, tenant: str, plan_ids: set[str]
+) -> tuple[list[RowMapping], list[RowMapping]]:
+    """Every known version and migration of the plans (two queries, whatever their number)."""
+    if not plan_ids:
+        return [], []
+    ids = sorted(plan_ids)
+    versions = (
+        await session.execute(
+            select(plan_versions)
+            .where(plan_versions.c.tenant == tenant, plan_versions.c.plan_id.in_(ids))
+            .order_by(plan_versions.c.plan_id, plan_versions.c.version)
+        )
+    ).mappings().all()
+    migrations = (
+        await session.execute(
+            select(plan_migrations)
+            .where(plan_migrations.c.tenant == tenant, plan_migrations.c.plan_id.in_(ids))
+            .order_by(plan_migrations.c.effective_from, plan_migrations.c.id)
+        )
+    ).mappings().all()
+    return list(versions), list(migrations)
 
 
 async def insert_rated_usage(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
@@ -76,23 +127,246 @@ async def plans_by_id(
     return {row["id"]: row for row in (await session.execute(stmt)).mappings().all()}
 
 
-async def uninvoiced_usage(
-    session: AsyncSession, tenant: str, account_id: str, start: datetime, end: datetime
+# Marks and sums in one statement, so the rows summed are exactly the rows marked: the
+# uninvoiced records of the period, and the late ones (started before it, in the period of an
+# invoice the account already has). One row per (subscription, service, component, period);
+# ``covered_*`` is that earlier invoice for late records (the lateral join), null otherwise.
+_TAKE_USAGE = text(
+    """
+WITH t AS (
+    UPDATE rated_usage AS r SET invoice_id = :invoice_id
+    WHERE r.tenant = :tenant AND r.account_id = :account_id AND r.invoice_id IS NULL
+      AND r.started_at < :end_utc
+      AND (r.started_at >= :start_utc OR EXISTS (
+            SELECT 1 FROM invoices AS i
+            WHERE i.tenant = :tenant AND i.account_id = :account_id
+              AND i.period_start_utc <= r.started_at AND r.started_at < i.period_end_utc))
+    RETURNING r.subscription_id, r.plan_id, r.plan_version, r.service, r.pricing, r.unit,
+              r.currency, r.started_at, r.amount, r.billed_quantity,
+              COALESCE(r.chargeable_quantity, r.billed_quantity) AS chargeable
+)
+SELECT t.subscription_id, t.plan_id, t.plan_version, t.service, t.pricing, t.unit, t.currency,
+       c.id AS covered_id, c.period_start_utc AS covered_start, c.period_end_utc AS covered_end,
+       count(*) AS records, sum(t.amount) AS amount, sum(t.billed_quantity) AS billed_quantity,
+       sum(t.chargeable) AS chargeable_quantity,
+       min(t.started_at) AS first_started, max(t.started_at) AS last_started
+FROM t
+LEFT JOIN LATERAL (
+    SELECT i.id, i.period_start_utc, i.period_end_utc FROM invoices AS i
+    WHERE t.started_at < :start_utc AND i.tenant = :tenant AND i.account_id = :account_id
+      AND i.period_start_utc <= t.started_at AND t.started_at < i.period_end_utc
+    ORDER BY i.period_start_utc DESC LIMIT 1
+) AS c ON true
+GROUP BY t.subscription_id, t.plan_id, t.plan_version, t.service, t.pricing, t.unit, t.currency,
+         c.id, c.period_start_utc, c.period_end_utc
+"""
+)
+
+# The same for the account's pending adjustments; ``covered_*`` is the invoice whose period
+# the adjusted record belongs to.
+_TAKE_ADJUSTMENTS = text(
+    """
+WITH t AS (
+    UPDATE usage_adjustments AS a SET status = 'invoiced', invoice_id = :invoice_id
+    WHERE a.tenant = :tenant AND a.account_id = :account_id AND a.status = 'pending'
+    RETURNING a.usage_id, a.subscription_id, a.plan_id, a.plan_version, a.service, a.pricing,
+              a.unit, a.currency, a.started_at, a.delta, a.quantity_delta
+)
+SELECT t.subscription_id, t.plan_id, t.plan_version, t.service, t.pricing, t.unit, t.currency,
+       c.id AS covered_id, c.period_start_utc AS covered_start, c.period_end_utc AS covered_end,
+       count(DISTINCT t.usage_id) AS records, sum(t.delta) AS delta,
+       sum(t.quantity_delta) AS quantity_delta
+FROM t
+LEFT JOIN LATERAL (
+    SELECT i.id, i.period_start_utc, i.period_end_utc FROM invoices AS i
+    WHERE i.tenant = :tenant AND i.account_id = :account_id
+      AND i.period_start_utc <= t.started_at AND t.started_at < i.period_end_utc
+    ORDER BY i.period_start_utc DESC LIMIT 1
+) AS c ON true
+GROUP BY t.subscription_id, t.plan_id, t.plan_version, t.service, t.pricing, t.unit, t.currency,
+         c.id, c.period_start_utc, c.period_end_utc
+"""
+)
+
+
+async def take_usage(
+    session: AsyncSession,
+    tenant: str,
+    account_id: str,
+    invoice_id: str,
+    start: datetime,
+    end: datetime,
 ) -> list[RowMapping]:
-    """Uninvoiced usage of the account in ``[start, end)``, locked until the commit."""
+    """Put the account's uninvoiced records of ``[start, end)`` and its late records on
+    ``invoice_id`` and return them summed per group (see ``_TAKE_USAGE``)."""
+    params = {
+        "tenant": tenant, "account_id": account_id, "invoice_id": invoice_id,
+        "start_utc": start, "end_utc": end,
+    }
+    return list((await session.execute(_TAKE_USAGE, params)).mappings().all())
+
+
+async def take_adjustments(
+    session: AsyncSession, tenant: str, account_id: str, invoice_id: str
+) -> list[RowMapping]:
+    """Put the account's pending adjustments on ``invoice_id``, summed per group."""
+    params = {"tenant": tenant, "account_id": account_id, "invoice_id": invoice_id}
+    return list((await session.execute(_TAKE_ADJUSTMENTS, params)).mappings().all())
+
+
+async def invoiced_quantities(
+    session: AsyncSession, tenant: str, invoice_id: str, covered_ids: set[str]
+) -> list[RowMapping]:
+    """Chargeable quantity of quantity-priced components already invoiced in the periods of
+    ``covered_ids`` (other invoices than ``invoice_id``), per subscription, service, version."""
+    if not covered_ids:
+        return []
+    stmt = text(
+        """
+SELECT i.id AS covered_id, r.subscription_id, r.service, r.plan_version,
+       sum(COALESCE(r.chargeable_quantity, r.billed_quantity)) AS quantity
+FROM invoices AS i
+JOIN rated_usage AS r ON r.tenant = i.tenant AND r.account_id = i.account_id
+     AND r.started_at >= i.period_start_utc AND r.started_at < i.period_end_utc
+WHERE i.tenant = :tenant AND i.id = ANY(CAST(:ids AS varchar[]))
+  AND r.invoice_id IS NOT NULL AND r.invoice_id <> :invoice_id
+  AND r.pricing IN ('graduated', 'volume', 'package')
+GROUP BY i.id, r.subscription_id, r.service, r.plan_version
+"""
+    )
+    params = {"tenant": tenant, "invoice_id": invoice_id, "ids": sorted(covered_ids)}
+    return list((await session.execute(stmt, params)).mappings().all())
+
+
+async def settle_adjusted_records(session: AsyncSession, tenant: str, invoice_id: str) -> None:
+    """Bring the records whose adjustments ``invoice_id`` carries up to date: from now on their
+    amount and chargeable quantity are what all invoices together charged for them."""
+    await session.execute(
+        text(
+            """
+UPDATE rated_usage AS r
+SET amount = r.amount + s.delta,
+    chargeable_quantity = COALESCE(s.chargeable, r.chargeable_quantity)
+FROM (
+    SELECT usage_id, sum(delta) AS delta,
+           (array_agg(chargeable_quantity ORDER BY id DESC)
+               FILTER (WHERE chargeable_quantity IS NOT NULL))[1] AS chargeable
+    FROM usage_adjustments WHERE tenant = :tenant AND invoice_id = :invoice_id
+    GROUP BY usage_id
+) AS s
+WHERE r.id = s.usage_id AND r.tenant = :tenant
+"""
+        ),
+        {"tenant": tenant, "invoice_id": invoice_id},
+    )
+
+
+async def first_invoiced(session: AsyncSession, tenant: str, subscription_ids: set[str]) -> set[str]:
+    """The subscriptions that already had their first invoice."""
+    if not subscription_ids:
+        return set()
+    stmt = select(subscription_first_invoices.c.subscription_id).where(
+        subscription_first_invoices.c.tenant == tenant,
+        subscription_first_invoices.c.subscription_id.in_(sorted(subscription_ids)),
+    )
+    return set((await session.execute(stmt)).scalars().all())
+
+
+async def record_first_invoices(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(subscription_first_invoices), list(rows))
+
+
+async def pending_adjustments(session: AsyncSession, tenant: str, account_id: str) -> int:
+    stmt = select(func.count()).where(
+        usage_adjustments.c.tenant == tenant,
+        usage_adjustments.c.account_id == account_id,
+        usage_adjustments.c.status == "pending",
+    )
+    return int((await session.execute(stmt)).scalar_one())
+
+
+# --- re-rating ----------------------------------------------------------------------------------
+async def lock_records(
+    session: AsyncSession, tenant: str, keys: Sequence[tuple[str, str]]
+) -> list[RowMapping]:
+    """The stored records with these (source, record_id), locked until the commit (a bill run
+    taking them waits, and so does a concurrent adjustment of the same record)."""
+    if not keys:
+        return []
     stmt = (
-        select(rated_usage)
+        select(
+            rated_usage.c.id, rated_usage.c.source, rated_usage.c.record_id, rated_usage.c.account_id,
+            rated_usage.c.subscription_id, rated_usage.c.plan_id, rated_usage.c.plan_version,
+            rated_usage.c.service, rated_usage.c.pricing, rated_usage.c.unit, rated_usage.c.currency,
+            rated_usage.c.started_at, rated_usage.c.invoice_id, rated_usage.c.billed_quantity,
+            rated_usage.c.chargeable_quantity,
+        )
         .where(
             rated_usage.c.tenant == tenant,
-            rated_usage.c.account_id == account_id,
-            rated_usage.c.started_at >= start,
-            rated_usage.c.started_at < end,
-            rated_usage.c.invoice_id.is_(None),
+            tuple_(rated_usage.c.source, rated_usage.c.record_id).in_(list(keys)),
         )
-        .order_by(rated_usage.c.started_at, rated_usage.c.id)
+        .order_by(rated_usage.c.id)
         .with_for_update()
     )
     return list((await session.execute(stmt)).mappings().all())
+
+
+async def latest_pending_chargeable(
+    session: AsyncSession, tenant: str, usage_ids: Sequence[int]
+) -> dict[int, Any]:
+    """Per record, the chargeable quantity of its newest pending adjustment that gave one."""
+    if not usage_ids:
+        return {}
+    stmt = text(
+        """
+SELECT DISTINCT ON (usage_id) usage_id, chargeable_quantity FROM usage_adjustments
+WHERE tenant = :tenant AND usage_id = ANY(CAST(:ids AS bigint[])) AND status = 'pending'
+  AND chargeable_quantity IS NOT NULL
+ORDER BY usage_id, id DESC
+"""
+    )
+    rows = (await session.execute(stmt, {"tenant": tenant, "ids": list(usage_ids)})).all()
+    return {int(r[0]): r[1] for r in rows}
+
+
+async def insert_adjustments(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
+    """Store adjustments; one of a (job, record) stored before is ignored. Returns the
+    (source, record_id) of those stored now."""
+    if not rows:
+        return set()
+    stmt = (
+        pg_insert(usage_adjustments)
+        .values(list(rows))
+        .on_conflict_do_nothing(index_elements=["tenant", "job_id", "source", "record_id"])
+        .returning(usage_adjustments.c.source, usage_adjustments.c.record_id)
+    )
+    return {(r[0], r[1]) for r in (await session.execute(stmt)).all()}
+
+
+async def adjust_in_place(
+    session: AsyncSession, tenant: str, changes: Sequence[tuple[int, Any, Any]]
+) -> None:
+    """(usage_id, delta, new chargeable quantity or None) for records not invoiced yet."""
+    if not changes:
+        return
+    await session.execute(
+        text(
+            """
+UPDATE rated_usage AS r
+SET amount = r.amount + v.delta, chargeable_quantity = COALESCE(v.chargeable, r.chargeable_quantity)
+FROM unnest(CAST(:ids AS bigint[]), CAST(:deltas AS numeric[]), CAST(:chargeable AS numeric[]))
+     AS v(id, delta, chargeable)
+WHERE r.id = v.id AND r.tenant = :tenant AND r.invoice_id IS NULL
+"""
+        ),
+        {
+            "tenant": tenant,
+            "ids": [c[0] for c in changes],
+            "deltas": [c[1] for c in changes],
+            "chargeable": [c[2] for c in changes],
+        },
+    )
 
 
 async def usage_summary(
@@ -106,6 +380,9 @@ async def usage_summary(
             func.count().label("records"),
             func.count().filter(rated_usage.c.invoice_id.is_(None)).label("uninvoiced"),
             func.sum(rated_usage.c.billed_quantity).label("billed_quantity"),
+            func.sum(
+                func.coalesce(rated_usage.c.chargeable_quantity, rated_usage.c.billed_quantity)
+            ).label("chargeable_quantity"),
             func.sum(rated_usage.c.amount).label("amount"),
         )
         .where(
@@ -118,24 +395,6 @@ async def usage_summary(
         .order_by(rated_usage.c.service, rated_usage.c.unit, rated_usage.c.currency)
     )
     return list((await session.execute(stmt)).mappings().all())
-
-
-async def mark_usage_invoiced(
-    session: AsyncSession, tenant: str, usage_ids: Sequence[int], invoice_id: str
-) -> int:
-    if not usage_ids:
-        return 0
-    stmt = (
-        update(rated_usage)
-        .where(
-            rated_usage.c.tenant == tenant,
-            rated_usage.c.id.in_(list(usage_ids)),
-            rated_usage.c.invoice_id.is_(None),
-        )
-        .values(invoice_id=invoice_id)
-    )
-    result = await session.execute(stmt)
-    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 # --- bill runs --------------------------------------------------------------------------------
@@ -366,7 +625,11 @@ __all__ = [
     "bill_runs",
     "invoice_lines",
     "invoices",
+    "plan_migrations",
+    "plan_versions",
     "plans",
     "rated_usage",
+    "subscription_first_invoices",
     "subscriptions",
+    "usage_adjustments",
 ]

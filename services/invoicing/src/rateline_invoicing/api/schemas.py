@@ -15,6 +15,8 @@ from rateline_shared.money import DecimalString, MoneyModel, minor_units
 
 BillRunStatus = Literal["pending", "running", "completed", "completed_with_errors"]
 InvoiceStatus = Literal["draft", "finalized", "paid"]
+LineKind = Literal["recurring", "one_time", "usage", "late_usage", "adjustment"]
+
 
 def money(amount: Decimal, currency: str) -> MoneyModel:
     """An invoice amount (already rounded when it was stored) shown with the currency's minor
@@ -85,11 +87,21 @@ class BillRunPage(BaseModel):
 
 # --- invoices ---------------------------------------------------------------------------------
 class InvoiceLine(BaseModel):
-    kind: Literal["recurring", "usage"]
+    kind: LineKind = Field(
+        description=(
+            "recurring: a monthly/quarterly/yearly fee (covered dates in the description); "
+            "one_time: a one-time charge on the subscription's first invoice; usage: this "
+            "period's usage of a service or a tiered/package component; late_usage: usage of an "
+            "earlier, already invoiced period that arrived after it was invoiced; adjustment: "
+            "re-rating of usage already invoiced (may be negative)"
+        )
+    )
     description: str
     service: str | None
     subscription_id: str | None
-    quantity: DecimalString
+    quantity: DecimalString = Field(
+        description="In `unit`; for adjustment lines the number of records adjusted"
+    )
     unit: str
     amount: MoneyModel
 
@@ -163,7 +175,14 @@ class ServiceUsage(BaseModel):
     records: int
     uninvoiced: int
     billed_quantity: DecimalString
-    amount: MoneyModel = Field(description="Sum of rated amounts (rated precision, unrounded)")
+    chargeable_quantity: DecimalString = Field(
+        description="Billed quantity less what allowances covered (tiered/package components "
+        "are priced on it at invoice time)"
+    )
+    amount: MoneyModel = Field(
+        description="Sum of rated amounts (rated precision, unrounded); 0 for tiered/package "
+        "components, which are priced on the period's total when invoiced"
+    )
 
 
 class KnownPlan(BaseModel):
@@ -171,13 +190,16 @@ class KnownPlan(BaseModel):
     name: str
     currency: str
     recurring_fee: DecimalString
+    version: int = Field(description="The latest version invoicing knows")
 
 
 class KnownSubscription(BaseModel):
     subscription_id: str
     plan_id: str
     start_date: dt.date
-    plan: KnownPlan | None = Field(description="null until catalog.plan.published arrived")
+    plan: KnownPlan | None = Field(
+        description="The plan's latest known version; null until the catalog published it"
+    )
 
 
 class BillableUsage(BaseModel):
@@ -192,3 +214,7 @@ class BillableUsage(BaseModel):
     uninvoiced: int
     services: list[ServiceUsage]
     subscriptions: list[KnownSubscription]
+    pending_adjustments: int = Field(
+        description="Re-rating adjustments of already invoiced usage (any period) that the "
+        "account's next invoice will carry"
+    )

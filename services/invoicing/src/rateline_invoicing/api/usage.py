@@ -40,8 +40,9 @@ async def billable_usage(
 ) -> BillableUsage:
     """The rated usage invoicing holds for an account in a period (local dates in the account's
     time zone): record counts, how many are not invoiced yet, and the rated amounts by service
-    (unrounded), plus the account's subscriptions and whether their plans are known. A 404
-    means the account itself has not reached invoicing yet."""
+    (unrounded), plus the account's subscriptions and whether their plans are known, and how
+    many re-rating adjustments of invoiced usage wait for the next invoice. A 404 means the
+    account itself has not reached invoicing yet."""
     account = await repo.get(session, repo.accounts, principal.tenant, account_id)
     if account is None:
         raise NotFound(f"account {account_id} is not known to invoicing")
@@ -71,10 +72,12 @@ async def billable_usage(
                 records=r["records"],
                 uninvoiced=r["uninvoiced"],
                 billed_quantity=plain(r["billed_quantity"]),
+                chargeable_quantity=plain(r["chargeable_quantity"]),
                 amount=rated(r["amount"], r["currency"]),
             )
             for r in summary
         ],
+        pending_adjustments=await repo.pending_adjustments(session, principal.tenant, account_id),
         subscriptions=[
             KnownSubscription(
                 subscription_id=s["id"],
@@ -84,6 +87,7 @@ async def billable_usage(
                     KnownPlan(
                         code=p["code"], name=p["name"], currency=p["currency"],
                         recurring_fee=rated(p["recurring_fee"], p["currency"]).amount,
+                        version=p["version"],
                     )
                     if (p := plans.get(s["plan_id"])) is not None
                     else None

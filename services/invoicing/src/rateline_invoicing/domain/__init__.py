@@ -1,1 +1,2 @@
-"""Pure invoicing rules (no I/O): billing periods, invoice building, numbering, settlement."""
+"""Pure invoicing rules (no I/O): billing periods, recurring schedules, invoice building,
+re-rating adjustments, numbering, settlement."""
