@@ -205,7 +205,9 @@ async def test_voice_and_sms_are_rated_exactly(client, test_keys, nats_server) -
         "record_id": "v-90", "source": "switch-1", "account_id": ids.account, "line_id": ids.line,
         "subscription_id": ids.sub, "plan_id": ids.plan, "service": "voice",
         "started_at": CALL_AT.isoformat().replace("+00:00", "Z"), "quantity": "90", "billed_quantity": "120",
-        "unit": "second", "amount": "0.2000", "currency": "EUR",
+        "unit": "second", "amount": "0.2000", "currency": "EUR", "destination": "+4930123456",
+        "plan_version": 1, "pricing": "per_unit", "chargeable_quantity": "120", "allowance_code": None,
+        "allowance_used": "0", "rating_plan": None,
     }
 
 
@@ -334,7 +336,7 @@ async def test_malformed_batches_are_422_and_write_nothing(client, test_keys) ->
         ({k: v for k, v in good.items() if k != "duration_seconds"}, "duration_seconds"),
         ({**good, "started_at": future}, "started_at"),
         ({**good, "started_at": "2026-10-05T10:00:00"}, "started_at"),
-        ({**good, "service": "data"}, "service"),
+        ({**good, "service": "fax"}, "service"),
         ({**sms("s", msisdn), "count": 0}, "count"),
         ({**sms("s", msisdn), "duration_seconds": 5}, "duration_seconds"),
     ]

@@ -16,12 +16,13 @@ from rateline_usage.domain.guiding import (
     AccountView,
     Directory,
     LineView,
-    PlanView,
+    PlanBook,
+    PlanVersionView,
     SubscriptionView,
     Usage,
-    guide,
     local_date,
 )
+from rateline_usage.domain.guiding import rate_record as guide
 from rateline_usage.domain.mediation import (
     check_start,
     first_occurrences,
@@ -36,15 +37,14 @@ T0 = datetime(2026, 10, 1, tzinfo=UTC)
 MSISDN = "+4917112345678"
 LINE = LineView("line-1", "acc-1", MSISDN, T0)
 SUB = SubscriptionView("sub-1", "acc-1", "line-1", "plan-1", date(2026, 10, 1), T0)
-PLAN = PlanView(
-    "plan-1",
-    "EUR",
-    {"voice": Rate("voice", "minute", Decimal("0.10"), 60, 60)},
+PLAN = PlanVersionView(
+    "plan-1", 1, T0 - timedelta(days=365), "EUR",
+    rates={"voice": Rate("voice", "minute", Decimal("0.10"), 60, 60)},
 )
 DIRECTORY = Directory(
     lines_by_msisdn={MSISDN: [LINE]},
     subscriptions_by_line={"line-1": [SUB]},
-    plans={"plan-1": PLAN},
+    plans={"plan-1": PlanBook.of([PLAN])},
     accounts={"acc-1": AccountView("acc-1", "EUR", "DE", "Europe/Berlin")},
 )
 
@@ -70,6 +70,14 @@ def test_start_in_the_future_is_refused_beyond_one_day() -> None:
 def test_each_service_needs_its_quantity_field() -> None:
     assert [i.field for i in service_field_issues("voice", None, None)] == ["duration_seconds"]
     assert [i.field for i in service_field_issues("voice", 10, 2)] == ["count"]
+    assert [i.field for i in service_field_issues("data", None, None)] == ["quantity"]
+    assert [i.field for i in service_field_issues("data", None, None, 10, None, 5)] == ["quantity"]
+    assert [i.field for i in service_field_issues("data", 10, None, 1, 2)] == ["duration_seconds"]
+    assert service_field_issues("data", None, None, 0, 7) == []
+    assert service_field_issues("mms", None, 2) == []
+    assert quantity_of("data", None, None, 1_000, 24) == 1_024
+    assert quantity_of("data", None, None, None, None, 4_096) == 4_096
+    assert quantity_of("mms", None, None) == 1
     assert [i.field for i in service_field_issues("sms", 10, None)] == ["duration_seconds"]
     assert service_field_issues("sms", None, None) == []
     assert quantity_of("sms", None, None) == 1
@@ -129,7 +137,7 @@ def test_latest_line_and_subscription_in_force_win() -> None:
             SubscriptionView("sub-2", "acc-1", "line-1", "plan-2", date(2026, 10, 10), T0),
         ]
     }
-    plans = {**DIRECTORY.plans, "plan-2": PlanView("plan-2", "EUR", PLAN.rates)}
+    plans = {**DIRECTORY.plans, "plan-2": PlanBook.of([PlanVersionView("plan-2", 1, T0, "EUR", rates=PLAN.rates)])}
     directory = Directory({MSISDN: [old, LINE]}, subs, plans, DIRECTORY.accounts)
     assert guide(voice(at=T0 + timedelta(days=3)), directory).subscription_id == "sub-1"
     assert guide(voice(at=T0 + timedelta(days=12)), directory).subscription_id == "sub-2"

@@ -6,14 +6,22 @@ from hypothesis import strategies as st
 
 from rateline_usage.domain.rating import (
     RATED_PRECISION,
+    Charge,
     Rate,
     RatingError,
     billed_seconds,
-    rate_sms,
     rate_usage,
-    rate_voice,
     round_rated,
 )
+
+
+def rate_voice(seconds: int, rate: Rate) -> Charge:
+    return rate_usage("voice", seconds, rate)
+
+
+def rate_sms(count: int, rate: Rate) -> Charge:
+    return rate_usage("sms", count, rate)
+
 
 VOICE_60_60 = Rate("voice", "minute", Decimal("0.10"), 60, 60)
 SMS = Rate("sms", "message", Decimal("0.05"))

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from rateline_shared.deadletters import dead_letters_router
 from rateline_shared.service import build_service_app
-from rateline_usage.api import imports, records, subscribers
+from rateline_usage.api import balances, imports, records, subscribers
 from rateline_usage.events import CONSUMERS, SERVICE
 from rateline_usage.mediation_feed import mediation_worker
 from rateline_usage.settings import UsageSettings
@@ -22,12 +22,15 @@ def create_app(settings: UsageSettings | None = None) -> FastAPI:
         service=SERVICE,
         title="Rateline usage service",
         description=(
-            "Usage intake (batches of CDRs as JSON or CSV, Asterisk/FreeSWITCH/mapped CDR files), "
-            "mediation, rating from projections of customer and "
-            "catalog events, and the rejected-record queue (correct, re-process)."
+            "Usage intake (batches of CDRs and data sessions as JSON or CSV, Asterisk/FreeSWITCH/mapped "
+            "CDR files, a NATS subject for mediation devices), mediation, rating from projections of "
+            "customer and catalog events (plan versions, migrations, imported tariffs), allowance "
+            "balances and spend thresholds, and the rejected-record queue (correct, re-process)."
         ),
         settings=settings,
-        routers=[records.router, imports.router, subscribers.router, dead_letters_router(SERVICE)],
+        routers=[
+            records.router, imports.router, balances.router, subscribers.router, dead_letters_router(SERVICE)
+        ],
         consumers=CONSUMERS,
         workers=[mediation_worker],
         migrations_dir=MIGRATIONS,

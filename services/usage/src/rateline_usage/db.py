@@ -1,7 +1,10 @@
 """The usage service's tables (its own database; nobody else reads them).
 
-``accounts``, ``lines``, ``subscriptions`` and ``plans`` are projections of other services'
-events, keyed by (tenant, id) and written only by the consumers in ``events.py``.
+``accounts``, ``lines``, ``subscriptions``, ``plan_versions``, ``plan_migrations`` and
+``tariff_imports`` are projections of other services' events, written only by the consumers in
+``events.py``. ``allowance_balances`` (per owner, plan, allowance code and billing cycle),
+``spend_totals`` (per subscription and cycle) and ``threshold_marks`` (one row per threshold
+ever reached: the unique key makes each threshold event exactly once) are the rating state.
 ``usage_records`` holds every accepted record, rated or rejected, exactly once per
 (tenant, source, record_id). A malformed row of a file import is kept too (rejected
 ``malformed``, its ``raw`` row stored, the fields that could not be read left NULL until a
@@ -44,6 +47,7 @@ accounts = Table(
     Column("currency", String(3), nullable=False),
     Column("country", String(2), nullable=False),
     Column("timezone", String(64), nullable=False),
+    Column("bill_cycle_day", Integer, nullable=False, server_default="1"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("tenant", "id", name="pk_accounts"),
 )
@@ -78,18 +82,113 @@ subscriptions = Table(
     Index("ix_subscriptions_tenant_line_id", "tenant", "line_id"),
 )
 
-plans = Table(
-    "plans",
+plan_versions = Table(
+    "plan_versions",
+    metadata,
+    Column("tenant", String(64), nullable=False),
+    Column("plan_id", String(36), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("effective_from", DateTime(timezone=True), nullable=False),
+    # The UsageRate / Allowance / SpendCap payloads of catalog.plan_version.published, as
+    # published (decimal strings).
+    Column("rates", JSONB, nullable=False),
+    Column("allowances", JSONB, nullable=False),
+    Column("spend_cap", JSONB, nullable=True),
+    Column("published_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("tenant", "plan_id", "version", name="pk_plan_versions"),
+)
+
+plan_migrations = Table(
+    "plan_migrations",
     metadata,
     Column("tenant", String(64), nullable=False),
     Column("id", String(36), nullable=False),
-    Column("code", String(64), nullable=False),
+    Column("plan_id", String(36), nullable=False),
+    Column("to_version", Integer, nullable=False),
+    Column("effective_from", DateTime(timezone=True), nullable=False),
+    Column("subscription_ids", JSONB, nullable=True),  # NULL: every subscription of the plan
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("tenant", "id", name="pk_plan_migrations"),
+    Index("ix_plan_migrations_tenant_plan_id", "tenant", "plan_id"),
+)
+
+tariff_imports = Table(
+    "tariff_imports",
+    metadata,
+    Column("tenant", String(64), nullable=False),
+    Column("id", String(36), nullable=False),
+    Column("format", String(20), nullable=False),
     Column("currency", String(3), nullable=False),
-    # The UsageRate payloads of catalog.plan.published, as published (decimal strings).
-    Column("rates", JSONB, nullable=False),
-    Column("published_at", DateTime(timezone=True), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("counts", JSONB, nullable=False),
+    Column("files_gzip_b64", Text, nullable=False),  # compiled once per process and import
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("tenant", "id", name="pk_tariff_imports"),
+    # The tenant's latest import is in force.
+    Index("ix_tariff_imports_tenant_imported_at", "tenant", "imported_at"),
+)
+
+# --- rating state -------------------------------------------------------------------------
+allowance_balances = Table(
+    "allowance_balances",
+    metadata,
+    Column("tenant", String(64), nullable=False),
+    Column("owner_kind", String(20), nullable=False),  # subscription | account (pooled)
+    Column("owner_id", String(36), nullable=False),
+    Column("plan_id", String(36), nullable=False),
+    Column("allowance_code", String(64), nullable=False),
+    Column("period_start", Date, nullable=False),  # the account's cycle, local dates
+    Column("period_end", Date, nullable=False),  # exclusive
+    Column("account_id", String(36), nullable=False),
+    Column("subscription_id", String(36), nullable=True),  # NULL when pooled
+    Column("service", String(20), nullable=False),
+    Column("unit", String(20), nullable=False),  # second | message | byte
+    Column("granted", Numeric(asdecimal=True), nullable=False),  # quantity + rollover
+    Column("rollover", Numeric(asdecimal=True), nullable=False),
+    Column("used", Numeric(asdecimal=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    PrimaryKeyConstraint("tenant", "id", name="pk_plans"),
+    PrimaryKeyConstraint(
+        "tenant", "owner_kind", "owner_id", "plan_id", "allowance_code", "period_start",
+        name="pk_allowance_balances",
+    ),
+    Index("ix_allowance_balances_tenant_account_id", "tenant", "account_id", "period_start"),
+)
+
+spend_totals = Table(
+    "spend_totals",
+    metadata,
+    Column("tenant", String(64), nullable=False),
+    Column("subscription_id", String(36), nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("period_end", Date, nullable=False),
+    Column("account_id", String(36), nullable=False),
+    Column("plan_id", String(36), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", Numeric(asdecimal=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("tenant", "subscription_id", "period_start", name="pk_spend_totals"),
+)
+
+threshold_marks = Table(
+    "threshold_marks",
+    metadata,
+    Column("tenant", String(64), nullable=False),
+    Column("kind", String(20), nullable=False),  # allowance | spend
+    Column("owner_kind", String(20), nullable=False),
+    Column("owner_id", String(36), nullable=False),
+    Column("plan_id", String(36), nullable=False),
+    Column("code", String(64), nullable=False),  # the allowance code; "" for spend
+    Column("period_start", Date, nullable=False),
+    Column("threshold", Integer, nullable=False),
+    Column("reached_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint(
+        "tenant", "kind", "owner_kind", "owner_id", "plan_id", "code", "period_start", "threshold",
+        name="pk_threshold_marks",
+    ),
 )
 
 # --- usage --------------------------------------------------------------------------------
@@ -117,6 +216,13 @@ usage_records = Table(
     Column("amount", Numeric(asdecimal=True), nullable=True),
     Column("currency", String(3), nullable=True),
     Column("rated_at", DateTime(timezone=True), nullable=True),
+    Column("plan_version", Integer, nullable=True),
+    Column("pricing", String(20), nullable=True),  # per_unit | tariff | graduated | volume | package
+    Column("chargeable_quantity", Numeric(asdecimal=True), nullable=True),  # billed - allowance used
+    Column("allowance_code", String(64), nullable=True),
+    Column("allowance_used", Numeric(asdecimal=True), nullable=True),
+    Column("rating_plan", String(100), nullable=True),  # tariff: the CGRateS rating plan
+    Column("tariff_intervals", JSONB, nullable=True),  # tariff: the engine's intervals
     Column("raw", Text, nullable=True),  # the file row a record came from (imports)
     Column("import_id", String(36), nullable=True),
     # [{"at", "by", "original": {...}, "changes": {...}}, ...] oldest first

@@ -1,15 +1,24 @@
 """Usage intake: de-duplicate, guide and rate a batch, store it and emit the rated records.
 
-The orchestration between the pure domain (mediation, guiding, rating), the repository and
-the outbox. Everything runs in the caller's transaction: the records, their outcomes and the
-``usage.records.rated`` events are committed together or not at all.
+The orchestration between the pure domain (mediation, guiding, rating, allowances), the
+repository and the outbox. Everything runs in the caller's transaction: the records, their
+outcomes, the allowance balances and spend totals they move, and the ``usage.records.rated``
+and threshold events are committed together or not at all.
+
+A batch costs a fixed number of queries, whatever its size: the projections it needs (lines,
+subscriptions, plan versions, migrations, accounts, and the tariff in force when a version
+prices by tariff), the allowance balances it may consume (created with their rollover, then
+locked in key order so that two batches on one balance serialise), the records, one update of
+the balances, one of the spend totals and one insert of threshold marks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,21 +26,35 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rateline_shared.db import utcnow
 from rateline_shared.events import publish_in_transaction
-from rateline_shared.events.payloads import RatedRecord
+from rateline_shared.events.payloads import AllowanceThresholdReached, RatedRecord, SpendThresholdReached
 from rateline_usage import repository as repo
+from rateline_usage.domain.allowances import (
+    OWNER_ACCOUNT,
+    AllowanceView,
+    Balance,
+    BalanceKey,
+    Ledger,
+    granted_for,
+    thresholds_crossed,
+)
 from rateline_usage.domain.guiding import (
     MALFORMED,
     STATUS_DUPLICATE,
     STATUS_RATED,
     STATUS_REJECTED,
+    Directory,
+    Guided,
     Outcome,
     Usage,
     guide,
+    previous_cycle_of,
+    price,
 )
 from rateline_usage.domain.mediation import first_occurrences, normalise_msisdn, quantity_of
 from rateline_usage.domain.rating import QUANTITY_UNITS
-from rateline_usage.events import records_rated_events
+from rateline_usage.events import allowance_threshold_event, records_rated_events, spend_threshold_event
 from rateline_usage.ids import new_ids
+from rateline_usage.tariffs import tariff_in_force
 
 # Rejected records re-processed per statement when re-processing the whole queue.
 REPROCESS_CHUNK = 5_000
@@ -49,8 +72,17 @@ class RecordIn:
     destination: str | None = None
     duration_seconds: int | None = None
     count: int | None = None
+    bytes_up: int | None = None
+    bytes_down: int | None = None
+    quantity: int | None = None  # data: bytes in total
     raw: str | None = None  # the file row (imports)
     import_id: str | None = None
+
+    @property
+    def measured(self) -> int:
+        return quantity_of(
+            self.service, self.duration_seconds, self.count, self.bytes_up, self.bytes_down, self.quantity
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,16 +156,24 @@ def _outcome_columns(outcome: Outcome, now: datetime) -> dict[str, Any]:
         "account_id": outcome.account_id,
         "subscription_id": outcome.subscription_id,
         "plan_id": outcome.plan_id,
-        "billed_quantity": Decimal(charge.billed_quantity) if charge else None,
+        "plan_version": outcome.plan_version,
+        "billed_quantity": charge.billed_quantity if charge else None,
         "amount": charge.amount if charge else None,
-        "currency": outcome.currency,
+        "currency": outcome.currency if charge else None,
         "rated_at": now if outcome.status == STATUS_RATED else None,
+        "pricing": charge.pricing if charge else None,
+        "chargeable_quantity": charge.chargeable_quantity if charge else None,
+        "allowance_code": charge.allowance_code if charge else None,
+        "allowance_used": charge.allowance_used if charge else None,
+        "rating_plan": charge.rating_plan if charge else None,
+        "tariff_intervals": json.dumps(list(charge.intervals)) if charge and charge.intervals is not None else None,
     }
 
 
-def _rated_record(
-    *, source: str, record_id: str, service: str, started_at: datetime, outcome: Outcome
+def rated_record(
+    *, source: str, record_id: str, service: str, started_at: datetime, destination: str | None, outcome: Outcome
 ) -> RatedRecord:
+    """The ``usage.records.rated`` entry of a rated record."""
     charge = outcome.charge
     assert charge is not None and outcome.currency is not None
     assert outcome.account_id and outcome.line_id and outcome.subscription_id and outcome.plan_id
@@ -146,11 +186,18 @@ def _rated_record(
         plan_id=outcome.plan_id,
         service=service,
         started_at=started_at,
-        quantity=Decimal(charge.quantity),
-        billed_quantity=Decimal(charge.billed_quantity),
+        quantity=charge.quantity,
+        billed_quantity=charge.billed_quantity,
         unit=charge.unit,
         amount=charge.amount,
         currency=outcome.currency,
+        destination=destination,
+        plan_version=outcome.plan_version,
+        pricing=charge.pricing,
+        chargeable_quantity=charge.chargeable_quantity,
+        allowance_code=charge.allowance_code,
+        allowance_used=charge.allowance_used,
+        rating_plan=charge.rating_plan,
     )
 
 
@@ -161,6 +208,169 @@ def _malformed(message: str) -> Outcome:
 def incomplete_fields(row: Any) -> list[str]:
     """The fields a stored record still lacks before it can be guided (a malformed row)."""
     return [name for name in ("service", "msisdn", "started_at", "quantity") if row[name] is None]
+
+
+# --- rating a batch -------------------------------------------------------------------------
+@dataclass
+class RatedBatch:
+    """Outcomes of a batch and the balances it locked (with their values at lock time)."""
+
+    outcomes: dict[int, Outcome]
+    dropped: set[int]  # records found stored meanwhile (duplicates after all)
+    balances: dict[BalanceKey, tuple[AllowanceView, Any]] = field(default_factory=dict)
+
+
+async def _lock_ledger(
+    session: AsyncSession, tenant: str, guided: Sequence[Guided], now: datetime
+) -> tuple[Ledger, dict[BalanceKey, tuple[AllowanceView, Any]]]:
+    """Create the cycle balances the batch may consume (granted with rollover), lock them all."""
+    specs: dict[BalanceKey, tuple[AllowanceView, Guided]] = {}
+    for g in guided:
+        for allowance, key in g.candidates:
+            specs.setdefault(key, (allowance, g))
+    previous: dict[BalanceKey, BalanceKey] = {}
+    for key, (_, g) in specs.items():
+        assert g.cycle is not None and g.account is not None
+        previous[key] = key._replace(period_start=previous_cycle_of(g.account, g.cycle).start)
+    known = await repo.select_balances(session, tenant, [*specs, *previous.values()])
+    new_rows = []
+    for key, (allowance, g) in specs.items():
+        if key in known:
+            continue
+        assert g.cycle is not None
+        before = known.get(previous[key])
+        granted, rollover = granted_for(
+            allowance.quantity, allowance.rollover_cap, (before["granted"], before["used"]) if before else None
+        )
+        new_rows.append(
+            {
+                "owner_kind": key.owner_kind, "owner_id": key.owner_id, "plan_id": key.plan_id,
+                "allowance_code": key.code, "period_start": key.period_start, "period_end": g.cycle.end,
+                "account_id": g.subscription.account_id,
+                "subscription_id": None if key.owner_kind == OWNER_ACCOUNT else g.subscription.subscription_id,
+                "service": allowance.service, "unit": QUANTITY_UNITS[allowance.service],
+                "granted": granted, "rollover": rollover,
+            }
+        )
+    rows = await repo.lock_balances(session, tenant, new_rows, list(specs), now)
+    ledger = Ledger(Balance(key, row["granted"], row["used"]) for key, row in rows.items())
+    return ledger, {key: (specs[key][0], row) for key, row in rows.items()}
+
+
+Recheck = Callable[[set[int]], Awaitable[set[int]]]
+
+
+async def rate_batch(
+    session: AsyncSession,
+    tenant: str,
+    usages: Mapping[int, Usage],
+    now: datetime,
+    recheck: Recheck | None = None,
+) -> RatedBatch:
+    """Guide and rate ``usages`` (by position) from the projections, consuming allowances.
+
+    Records are priced in the order they started (earlier usage consumes an allowance first).
+    ``recheck`` is called, once the balances are locked, with the positions that may consume
+    one; it returns those stored meanwhile by a concurrent batch (dropped as duplicates).
+    """
+    directory: Directory = await repo.load_directory(
+        session, tenant, (u.msisdn for u in usages.values() if u.msisdn is not None), tariff_in_force
+    )
+    outcomes: dict[int, Outcome] = {}
+    guided: dict[int, Guided] = {}
+    for i, usage in usages.items():
+        g = guide(usage, directory)
+        if isinstance(g, Outcome):
+            outcomes[i] = g
+        else:
+            guided[i] = g
+    ledger = None
+    balances: dict[BalanceKey, tuple[AllowanceView, Any]] = {}
+    dropped: set[int] = set()
+    consuming = {i for i, g in guided.items() if g.candidates}
+    if consuming:
+        ledger, balances = await _lock_ledger(session, tenant, [guided[i] for i in consuming], now)
+        if recheck is not None:
+            dropped = await recheck(consuming)
+            for i in dropped:
+                del guided[i]
+    if ledger is None:  # nothing to consume: the order does not matter
+        for i, g in guided.items():
+            outcomes[i] = price(g, directory, None)
+    else:
+        starts = {i: g.usage.started_at.timestamp() for i, g in guided.items()}
+        for i in sorted(guided, key=lambda i: (starts[i], i)):
+            outcomes[i] = price(guided[i], directory, ledger)
+    return RatedBatch(outcomes, dropped, balances)
+
+
+async def settle(session: AsyncSession, tenant: str, batch: RatedBatch, written: set[int], now: datetime) -> None:
+    """Move the balances and spend totals by the records actually written; emit thresholds.
+
+    Threshold marks are inserted with ``ON CONFLICT DO NOTHING``: only a mark this transaction
+    inserts emits its event, so each (owner, cycle, threshold) is announced once, ever.
+    """
+    rated = [batch.outcomes[i] for i in sorted(written) if batch.outcomes[i].status == STATUS_RATED]
+    events = []
+    marks: list[tuple[Any, ...]] = []
+    pending: dict[tuple[Any, ...], Any] = {}
+    # allowances
+    deltas: dict[BalanceKey, Decimal] = defaultdict(Decimal)
+    for outcome in rated:
+        if outcome.balance_key is not None and outcome.charge is not None:
+            deltas[outcome.balance_key] += outcome.charge.allowance_used
+    await repo.add_balance_use(session, tenant, deltas, now)
+    for key, delta in sorted(deltas.items()):
+        allowance, row = batch.balances[key]
+        before = row["used"]
+        after = before + delta
+        for t in thresholds_crossed(row["granted"], before, after, allowance.thresholds):
+            mark = ("allowance", key.owner_kind, key.owner_id, key.plan_id, key.code, key.period_start, t)
+            marks.append(mark)
+            pending[mark] = AllowanceThresholdReached(
+                account_id=row["account_id"], subscription_id=row["subscription_id"], allowance_code=key.code,
+                service=row["service"], plan_id=key.plan_id, period_start=key.period_start,
+                period_end=row["period_end"], threshold=t, granted=row["granted"], used=after, unit=row["unit"],
+                reached_at=now,
+            )
+    # spend caps
+    spend: dict[tuple[str, date], dict[str, Any]] = {}
+    caps: dict[tuple[str, date], Outcome] = {}
+    for outcome in rated:
+        if outcome.spend_cap is None or outcome.cycle is None or outcome.charge is None:
+            continue
+        assert outcome.subscription_id is not None
+        key2 = (outcome.subscription_id, outcome.cycle.start)
+        entry = spend.setdefault(
+            key2,
+            {
+                "subscription_id": outcome.subscription_id, "period_start": outcome.cycle.start,
+                "period_end": outcome.cycle.end, "account_id": outcome.account_id, "plan_id": outcome.plan_id,
+                "currency": outcome.currency, "amount": Decimal(0),
+            },
+        )
+        entry["amount"] += outcome.charge.amount
+        caps[key2] = outcome  # the version of the last such record of the batch decides the cap
+    totals = await repo.add_spend(session, tenant, [spend[k] for k in sorted(spend)], now)
+    for key2, after in sorted(totals.items()):
+        entry, outcome = spend[key2], caps[key2]
+        cap = outcome.spend_cap
+        assert cap is not None
+        for t in thresholds_crossed(cap.amount, after - entry["amount"], after, cap.thresholds):
+            mark = ("spend", "subscription", key2[0], entry["plan_id"], "", key2[1], t)
+            marks.append(mark)
+            pending[mark] = SpendThresholdReached(
+                account_id=entry["account_id"], subscription_id=key2[0], plan_id=entry["plan_id"],
+                period_start=key2[1], period_end=entry["period_end"], threshold=t, cap=cap.amount, spent=after,
+                currency=entry["currency"], reached_at=now,
+            )
+    for mark in sorted(await repo.insert_threshold_marks(session, tenant, marks, now), key=marks.index):
+        payload = pending[mark]
+        if isinstance(payload, AllowanceThresholdReached):
+            events.append(allowance_threshold_event(tenant, payload))
+        else:
+            events.append(spend_threshold_event(tenant, payload))
+    await publish_in_transaction(session, *events)
 
 
 async def ingest(
@@ -190,14 +400,20 @@ async def ingest(
             usages[i] = Usage(
                 service=rec.service,
                 msisdn=normalise(rec.msisdn),
-                started_at=rec.started_at,
-                quantity=quantity_of(rec.service, rec.duration_seconds, rec.count),
+                started_at=rec.started_at.astimezone(UTC),  # one tzinfo: fast comparisons
+                quantity=rec.measured,
                 raw_msisdn=rec.msisdn,
+                destination=rec.destination,
             )
-    directory = await repo.load_directory(
-        session, tenant, (u.msisdn for u in usages.values() if u.msisdn is not None)
-    )
-    outcomes = {i: guide(u, directory) for i, u in usages.items()}
+
+    async def recheck(positions: set[int]) -> set[int]:
+        found = await repo.existing_ids(session, tenant, [keys[i] for i in sorted(positions)])
+        stored.update(found)
+        return {i for i in positions if keys[i] in found}
+
+    batch = await rate_batch(session, tenant, usages, now, recheck)
+    outcomes = batch.outcomes
+    fresh = [i for i in fresh if i not in batch.dropped]
     ids = dict(zip(fresh, new_ids(len(fresh)), strict=True))
     rows = []
     for i in fresh:
@@ -214,7 +430,7 @@ async def ingest(
                     "msisdn": rec.msisdn,
                     "started_at": rec.started_at,
                     "quantity": None if rec.quantity is None else Decimal(rec.quantity),
-                    "unit": QUANTITY_UNITS[rec.service] if rec.service else None,
+                    "unit": QUANTITY_UNITS.get(rec.service) if rec.service else None,
                     **_outcome_columns(outcomes[i], now),
                 }
             )
@@ -235,12 +451,13 @@ async def ingest(
     raced = [i for i in fresh if ids[i] not in inserted]
     if raced:
         stored |= await repo.existing_ids(session, tenant, [keys[i] for i in raced])
+    await settle(session, tenant, batch, {i for i in fresh if ids[i] in inserted}, now)
 
     summary = IngestSummary(received=len(records))
     rated: list[RatedRecord] = []
     for index, rec in enumerate(records):
         first = earlier[index]
-        if first is None and keys[index] not in stored and ids[index] in inserted:
+        if first is None and keys[index] not in stored and ids.get(index) in inserted:
             outcome = outcomes[index]
             summary.results.append(
                 ItemResult(index, rec.record_id, outcome.status, ids[index], outcome.reason, outcome.message)
@@ -249,9 +466,9 @@ async def ingest(
                 assert isinstance(rec, RecordIn)
                 summary.rated += 1
                 rated.append(
-                    _rated_record(
+                    rated_record(
                         source=rec.source, record_id=rec.record_id, service=rec.service,
-                        started_at=rec.started_at, outcome=outcome,
+                        started_at=rec.started_at, destination=rec.destination, outcome=outcome,
                     )
                 )
             else:
@@ -294,41 +511,41 @@ async def reprocess(
         if not rows:
             break
         now = utcnow()
-        usages = [
-            None
-            if incomplete_fields(r)
-            else Usage(
+        usages = {
+            position: Usage(
                 service=r["service"],
                 msisdn=normalise(r["msisdn"]),
                 started_at=r["started_at"],
                 quantity=int(r["quantity"]),
                 raw_msisdn=r["msisdn"],
+                destination=r["destination"],
             )
-            for r in rows
-        ]
-        directory = await repo.load_directory(
-            session, tenant, (u.msisdn for u in usages if u is not None and u.msisdn is not None)
-        )
+            for position, r in enumerate(rows)
+            if not incomplete_fields(r)
+        }
+        batch = await rate_batch(session, tenant, usages, now)
         updates, rated = [], []
-        for row, usage in zip(rows, usages, strict=True):
-            if usage is None:
+        for position, row in enumerate(rows):
+            if position not in usages:
                 missing = ", ".join(incomplete_fields(row))
                 outcome = _malformed(f"still malformed: {missing} missing; correct the record first")
+                batch.outcomes[position] = outcome
             else:
-                outcome = guide(usage, directory)
+                outcome = batch.outcomes[position]
             updates.append({"id": row["id"], **_outcome_columns(outcome, now)})
             if outcome.status == STATUS_RATED:
                 summary.rated += 1
                 rated.append(
-                    _rated_record(
+                    rated_record(
                         source=row["source"], record_id=row["record_id"], service=row["service"],
-                        started_at=row["started_at"], outcome=outcome,
+                        started_at=row["started_at"], destination=row["destination"], outcome=outcome,
                     )
                 )
             else:
                 assert outcome.status == STATUS_REJECTED
                 summary.rejected += 1
         await repo.update_outcomes(session, tenant, updates, now)
+        await settle(session, tenant, batch, set(range(len(rows))), now)
         await publish_in_transaction(session, *records_rated_events(tenant, rated))
         summary.considered += len(rows)
         if wanted is not None or len(rows) < REPROCESS_CHUNK:

@@ -35,8 +35,8 @@ from rateline_usage.api.schemas import (
     ImportSummary,
 )
 from rateline_usage.domain import formats
-from rateline_usage.domain.mediation import MAX_BATCH_RECORDS, check_start
-from rateline_usage.domain.rating import SERVICE_SMS, SERVICE_VOICE
+from rateline_usage.domain.mediation import MAX_BATCH_RECORDS, check_start, quantity_of, service_field_issues
+from rateline_usage.domain.rating import SERVICES
 from rateline_usage.ids import new_ids
 
 router = APIRouter(prefix="/v1/usage", tags=["usage imports"], responses=PROBLEM_RESPONSES)
@@ -70,11 +70,17 @@ def _mapping(row: RowMapping) -> formats.ColumnMapping:
     )
 
 
-def _partial(values: dict[str, Any]) -> dict[str, Any]:
-    """The fields of a malformed row that are valid on their own (kept on the stored record)."""
+_QUANTITY_FIELDS = ("duration_seconds", "count", "bytes_up", "bytes_down", "quantity")
+
+
+def _partial(values: dict[str, Any], unreadable: set[str]) -> dict[str, Any]:
+    """The fields of a malformed row that are valid on their own (kept on the stored record).
+
+    The quantity is kept only when every quantity field of the row could be read.
+    """
     out: dict[str, Any] = {}
     service = values.get("service")
-    if service in (SERVICE_VOICE, SERVICE_SMS):
+    if service in SERVICES:
         out["service"] = service
     msisdn = values.get("msisdn")
     if isinstance(msisdn, str) and 1 <= len(msisdn) <= 40:
@@ -85,14 +91,13 @@ def _partial(values: dict[str, Any]) -> dict[str, Any]:
     started = values.get("started_at")
     if isinstance(started, datetime) and check_start(started, utcnow()) is None:
         out["started_at"] = started
-    duration, count = values.get("duration_seconds"), values.get("count")
-    if service == SERVICE_VOICE and isinstance(duration, int) and duration >= 0 and count is None:
-        out["quantity"] = duration
-    elif service == SERVICE_SMS and duration is None:
-        if count is None:
-            out["quantity"] = 1
-        elif isinstance(count, int) and count >= 1:
-            out["quantity"] = count
+    given = {k: values.get(k) for k in _QUANTITY_FIELDS}
+    readable = not unreadable.intersection(_QUANTITY_FIELDS) and all(
+        v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0) for v in given.values()
+    )
+    if service in SERVICES and readable and (given["count"] is None or given["count"] >= 1):
+        if not service_field_issues(service, **given):
+            out["quantity"] = quantity_of(service, **given)
     return out
 
 
@@ -109,7 +114,7 @@ def to_intake(row: formats.Row, source: str, import_id: str | None) -> intake.Re
     message = "; ".join(f"{i.field or 'row'}: {i.message}" for i in issues)
     return intake.MalformedIn(
         source=source, record_id=record_id, raw=row.raw, message=message, import_id=import_id,
-        **_partial(row.values),
+        **_partial(row.values, unreadable),
     )
 
 

@@ -44,9 +44,10 @@ from rateline_usage.domain.mediation import (
     MAX_BATCH_RECORDS,
     FieldIssue,
     normalise_msisdn,
+    quantity_of,
     service_field_issues,
 )
-from rateline_usage.domain.rating import QUANTITY_UNITS, SERVICE_VOICE
+from rateline_usage.domain.rating import QUANTITY_UNITS
 
 router = APIRouter(prefix="/v1/usage", tags=["usage"], responses=PROBLEM_RESPONSES)
 
@@ -111,7 +112,7 @@ def _parse_batch(raw: bytes) -> list[UsageRecordIn]:
             parsed.append(rec)  # type: ignore[arg-type]
     else:
         for index, rec in enumerate(parsed):
-            for issue in service_field_issues(rec.service, rec.duration_seconds, rec.count):
+            for issue in field_issues(rec):
                 errors.append(_error(index, records[index], issue.field, issue.code, issue.message))
     if errors:
         bad = len({e["index"] for e in errors})
@@ -134,7 +135,13 @@ def check_values(values: Any) -> tuple[UsageRecordIn | None, list[FieldIssue]]:
             FieldIssue(".".join(str(p) for p in err["loc"]), err["type"], err["msg"])
             for err in exc.errors(include_url=False)
         ]
-    return rec, service_field_issues(rec.service, rec.duration_seconds, rec.count)
+    return rec, field_issues(rec)
+
+
+def field_issues(rec: UsageRecordIn) -> list[FieldIssue]:
+    return service_field_issues(
+        rec.service, rec.duration_seconds, rec.count, rec.bytes_up, rec.bytes_down, rec.quantity
+    )
 
 
 def decode_text(raw: bytes) -> str:
@@ -221,6 +228,11 @@ def _record(row: RowMapping) -> UsageRecord:
     return UsageRecord.model_validate({**row, "amount": amount})
 
 
+def record_out(row: RowMapping) -> UsageRecord:
+    """A stored record as the API shows it."""
+    return _record(row)
+
+
 @router.post(
     "/records",
     response_model=IngestResult,
@@ -247,13 +259,20 @@ async def post_records(
     fails the whole batch like a malformed JSON record; its errors carry ``row`` (1 = the first
     line after the header).
 
+    Quantities: voice ``duration_seconds``; sms/mms ``count`` (default 1); data sessions (e.g.
+    RADIUS accounting) ``bytes_up`` and/or ``bytes_down``, or ``quantity`` in bytes.
+
     Malformed records (unknown field, wrong type, missing field, negative duration, a start
     more than a day ahead) fail the whole batch with a 422 that lists each bad record's
     ``index`` and ``field``; nothing is stored. Well-formed records are stored exactly once
     per ``(source, record_id)``: a repeat, also within the batch, is reported as ``duplicate``
-    and never rated again. Records that cannot be rated yet (unknown number, no subscription,
-    before the line's activation, no rate for the service) are stored as ``rejected`` with a
-    ``reason`` code and can be re-processed later. Rated records are announced in
+    and never rated again. Each record is rated with the plan version in force at its start:
+    per unit, by the imported tariff (by destination), or carried at amount 0 with its
+    chargeable quantity for tiered/package pricing; allowances of the version are consumed
+    before any overage. Records that cannot be rated yet (unknown number, no subscription,
+    before the line's activation, no rate for the service, no destination or an unknown one
+    for a tariff, no tariff imported, ...) are stored as ``rejected`` with a ``reason`` code
+    and can be re-processed later. Rated records are announced in
     ``usage.records.rated`` events (at most 500 records each) in the same transaction.
     """
     raw = await request.body()
@@ -284,6 +303,9 @@ def to_record_in(r: UsageRecordIn, *, raw: str | None = None, import_id: str | N
         destination=r.destination,
         duration_seconds=r.duration_seconds,
         count=r.count,
+        bytes_up=r.bytes_up,
+        bytes_down=r.bytes_down,
+        quantity=r.quantity,
         raw=raw,
         import_id=import_id,
     )
@@ -305,7 +327,7 @@ async def list_records(
     source: str | None = None,
     msisdn: Annotated[str | None, Query(description="E.164 or national format")] = None,
     account_id: str | None = None,
-    service: Annotated[Literal["voice", "sms"] | None, Query()] = None,
+    service: Annotated[Literal["voice", "sms", "mms", "data"] | None, Query()] = None,
     reason: Annotated[str | None, Query(description="reason code of rejected records, e.g. malformed")] = None,
     import_id: Annotated[str | None, Query(description="records of one file import")] = None,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
@@ -392,10 +414,11 @@ def _jsonable(value: Any) -> Any:
 async def correct_record(
     record_id: str, body: RecordCorrection, principal: Write, session: Session, settings: Settings
 ) -> UsageRecord:
-    """Correct ``service``, ``msisdn``, ``started_at``, ``duration_seconds`` or ``count`` of a
+    """Correct ``service``, ``msisdn``, ``destination``, ``started_at`` or the quantity
+    (``duration_seconds``; ``count``; ``bytes_up``/``bytes_down`` or ``quantity`` for data) of a
     rejected record (checked like intake: a voice record needs a duration, ``count`` is for
-    sms only). Only rejected records can be corrected (409 otherwise). The record stays
-    rejected until it is re-processed. Each correction is appended to ``corrections`` with
+    sms/mms only, bytes for data only). Only rejected records can be corrected (409
+    otherwise). The record stays rejected until it is re-processed. Each correction is appended to ``corrections`` with
     the values it replaced, the time and the client.
     """
     row = await _locked_rejected(session, principal.tenant, record_id)
@@ -404,22 +427,22 @@ async def correct_record(
     values: dict[str, Any] = {}
     if service is None:
         issues.append(FieldIssue("service", "missing", "the record has no service; give one"))
-    elif service == SERVICE_VOICE:
-        if body.count is not None:
-            issues.append(FieldIssue("count", "not-allowed", "count applies to sms records only"))
-        if body.duration_seconds is not None:
-            values["quantity"] = Decimal(body.duration_seconds)
-        elif row["unit"] != QUANTITY_UNITS[SERVICE_VOICE] or row["quantity"] is None:
-            issues.append(FieldIssue("duration_seconds", "missing", "voice records need duration_seconds"))
     else:
-        if body.duration_seconds is not None:
-            issues.append(
-                FieldIssue("duration_seconds", "not-allowed", "duration_seconds applies to voice records only")
+        issues = service_field_issues(
+            service, body.duration_seconds, body.count, body.bytes_up, body.bytes_down, body.quantity
+        )
+        given = any(
+            v is not None for v in (body.duration_seconds, body.count, body.bytes_up, body.bytes_down, body.quantity)
+        )
+        keeps = row["unit"] == QUANTITY_UNITS[service] and row["quantity"] is not None
+        if (given or not keeps) and not any(i.code == "missing" for i in issues):
+            values["quantity"] = Decimal(
+                quantity_of(
+                    service, body.duration_seconds, body.count, body.bytes_up, body.bytes_down, body.quantity
+                )
             )
-        if body.count is not None:
-            values["quantity"] = Decimal(body.count)
-        elif row["unit"] != QUANTITY_UNITS[service] or row["quantity"] is None:
-            values["quantity"] = Decimal(1)
+        if keeps and not given:  # the stored quantity stands: the "missing" issues do not apply
+            issues = [i for i in issues if i.code != "missing"]
     if issues:
         raise Unprocessable(
             "the correction did not validate",
@@ -429,6 +452,8 @@ async def correct_record(
         )
     if service is not None:
         values |= {"service": service, "unit": QUANTITY_UNITS[service]}
+    if body.destination is not None:
+        values["destination"] = body.destination
     if body.msisdn is not None:
         values["msisdn"] = normalise_msisdn(body.msisdn, settings.default_country) or body.msisdn
     if body.started_at is not None:
@@ -437,7 +462,9 @@ async def correct_record(
     audit = {
         "at": now.isoformat(),
         "by": principal.client_id,
-        "original": {k: _jsonable(row[k]) for k in ("service", "msisdn", "started_at", "quantity", "unit")},
+        "original": {
+            k: _jsonable(row[k]) for k in ("service", "msisdn", "destination", "started_at", "quantity", "unit")
+        },
         "changes": body.model_dump(mode="json", exclude_unset=True),
     }
     await repo.correct_record(session, principal.tenant, record_id, values, audit, now)

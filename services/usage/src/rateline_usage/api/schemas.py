@@ -25,7 +25,7 @@ class UsageRecordIn(Input):
     record_id: str = Field(
         min_length=1, max_length=200, description="Unique per source, forever", examples=["cdr-0001"]
     )
-    service: Literal["voice", "sms"]
+    service: Literal["voice", "sms", "mms", "data"]
     msisdn: str = Field(
         min_length=1, max_length=40, description="The subscriber's (calling) number, E.164 preferred",
         examples=["+4917112345678"],
@@ -36,7 +36,16 @@ class UsageRecordIn(Input):
         default=None, description="voice only: whole seconds, >= 0"
     )
     count: Annotated[int, Field(strict=True, ge=1)] | None = Field(
-        default=None, description="sms only: messages, >= 1 (default 1)"
+        default=None, description="sms/mms only: messages, >= 1 (default 1)"
+    )
+    bytes_up: Annotated[int, Field(strict=True, ge=0)] | None = Field(
+        default=None, description="data only: bytes sent by the subscriber (e.g. RADIUS Acct-Input-Octets)"
+    )
+    bytes_down: Annotated[int, Field(strict=True, ge=0)] | None = Field(
+        default=None, description="data only: bytes received by the subscriber (e.g. RADIUS Acct-Output-Octets)"
+    )
+    quantity: Annotated[int, Field(strict=True, ge=0)] | None = Field(
+        default=None, description="data only: the session's total bytes (instead of bytes_up/bytes_down)"
     )
 
     @field_validator("started_at")
@@ -92,7 +101,7 @@ class UsageRecord(BaseModel):
     destination: str | None
     started_at: dt.datetime | None = Field(description="null only for a malformed import row")
     quantity: DecimalString | None = Field(description="As measured, in `unit`")
-    unit: str | None = Field(description="second | message")
+    unit: str | None = Field(description="second | message | byte")
     status: str = Field(description="rated | rejected")
     reason: str | None = Field(description="Reason code when rejected, e.g. unknown-line")
     reason_message: str | None
@@ -100,8 +109,26 @@ class UsageRecord(BaseModel):
     account_id: str | None
     subscription_id: str | None
     plan_id: str | None
+    plan_version: int | None = Field(default=None, description="The plan version in force at the record's start")
+    pricing: str | None = Field(
+        default=None, description="per_unit | tariff | graduated | volume | package (the last three: amount 0)"
+    )
     billed_quantity: DecimalString | None = Field(description="After increments, in `unit`")
-    amount: MoneyModel | None = Field(description="Rated amount (4 decimals), not yet rounded")
+    allowance_code: str | None = Field(default=None, description="The allowance the record consumed")
+    allowance_used: DecimalString | None = Field(default=None, description="Covered by the allowance, in `unit`")
+    chargeable_quantity: DecimalString | None = Field(
+        default=None, description="billed_quantity minus allowance_used, in `unit`"
+    )
+    amount: MoneyModel | None = Field(
+        description="Rated amount (per unit: 4 decimals; tariff: the tariff's rounding), not yet rounded to the "
+        "currency's minor unit"
+    )
+    rating_plan: str | None = Field(default=None, description="tariff: the rating plan that priced it")
+    tariff_intervals: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="tariff: the engine's intervals (start, duration, destination_rate, timing, rate, rate_unit, "
+        "rate_increment, increments, increment_cost, cost, allowance_increments); durations in `unit`",
+    )
     rated_at: dt.datetime | None
     import_id: str | None = Field(default=None, description="The file import it came from")
     raw: str | None = Field(default=None, description="The file row it came from (imports)")
@@ -142,11 +169,15 @@ class ReprocessRequest(Input):
 class RecordCorrection(Input):
     """Corrected fields of a rejected record (checked like intake); give at least one."""
 
-    service: Literal["voice", "sms"] | None = None
+    service: Literal["voice", "sms", "mms", "data"] | None = None
     msisdn: str | None = Field(default=None, min_length=1, max_length=40)
+    destination: str | None = Field(default=None, min_length=1, max_length=64)
     started_at: AwareDatetime | None = Field(default=None, description="With a time zone")
     duration_seconds: Annotated[int, Field(strict=True, ge=0)] | None = None
     count: Annotated[int, Field(strict=True, ge=1)] | None = None
+    bytes_up: Annotated[int, Field(strict=True, ge=0)] | None = None
+    bytes_down: Annotated[int, Field(strict=True, ge=0)] | None = None
+    quantity: Annotated[int, Field(strict=True, ge=0)] | None = Field(default=None, description="data: bytes")
 
     @field_validator("started_at")
     @classmethod
@@ -172,7 +203,7 @@ class ColumnMappingIn(Input):
         description="field -> column name or 0-based index; fields: " + ", ".join(MAPPABLE_FIELDS),
         examples=[{"record_id": "call_id", "msisdn": "caller", "started_at": "start", "duration_seconds": "secs"}],
     )
-    service: Literal["voice", "sms"] | None = Field(
+    service: Literal["voice", "sms", "mms", "data"] | None = Field(
         default=None, description="The service of every row when no column holds it"
     )
     time_format: str = Field(
@@ -243,12 +274,19 @@ class ReprocessResult(BaseModel):
     skipped: int = Field(description="Given ids that are unknown or not rejected")
 
 
+class TariffRefOut(BaseModel):
+    category: str
+    subject: str
+
+
 class Rate(BaseModel):
     service: str
     unit: str
     price: DecimalString
     first_increment: int
     increment: int
+    pricing: str = "per_unit"
+    tariff: TariffRefOut | None = None
 
 
 class Subscriber(BaseModel):
@@ -262,7 +300,42 @@ class Subscriber(BaseModel):
     plan_id: str | None
     start_date: dt.date | None
     plan_code: str | None = Field(description="null until the plan's publication has arrived")
+    plan_version: int | None = Field(default=None, description="The version in force now")
     currency: str | None = Field(description="The plan's currency (what usage is rated in)")
     rates: list[Rate]
     account_currency: str | None = Field(description="null until the account's event arrived")
     timezone: str | None
+
+
+class BalanceDisplay(BaseModel):
+    """The same balance in the allowance's own unit (minute, MB, ...)."""
+
+    unit: str
+    granted: DecimalString
+    rollover: DecimalString
+    used: DecimalString
+    remaining: DecimalString
+
+
+class AllowanceBalance(BaseModel):
+    allowance_code: str
+    service: str
+    pooled: bool
+    owner: Literal["subscription", "account"] = Field(description="account: pooled across the account's lines")
+    subscription_id: str | None = Field(description="null for a pooled balance")
+    account_id: str
+    plan_id: str
+    plan_version: int = Field(description="The version whose allowance is shown")
+    period_start: dt.date = Field(description="The account's billing cycle (local dates)")
+    period_end: dt.date = Field(description="Exclusive")
+    granted: DecimalString = Field(description="quantity + rollover, in `unit`")
+    rollover: DecimalString = Field(description="Carried over from the previous cycle, in `unit`")
+    used: DecimalString
+    remaining: DecimalString
+    unit: Literal["second", "message", "byte"]
+    display: BalanceDisplay
+
+
+class BalanceList(BaseModel):
+    at: dt.datetime = Field(description="The instant whose billing cycles are shown")
+    items: list[AllowanceBalance]

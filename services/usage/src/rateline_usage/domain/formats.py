@@ -2,7 +2,8 @@
 
 Every parser yields :class:`Row` objects whose ``values`` use the field names of a JSON usage
 record (``source``, ``record_id``, ``service``, ``msisdn``, ``destination``, ``started_at``,
-``duration_seconds``, ``count``), already converted to Python types. Whatever could not be
+``duration_seconds``, ``count``, and for data ``bytes_up``, ``bytes_down`` or ``quantity``),
+already converted to Python types. Whatever could not be
 converted is an ``issue`` of the row (and the value is left out). The rows then take the same
 validation, normalisation, de-duplication and rating path as JSON records; parsers decide
 nothing else.
@@ -37,8 +38,9 @@ from rateline_usage.domain.mediation import FieldIssue
 
 RECORD_FIELDS = (
     "source", "record_id", "service", "msisdn", "destination", "started_at", "duration_seconds", "count",
+    "bytes_up", "bytes_down", "quantity",
 )
-INT_FIELDS = ("duration_seconds", "count")
+INT_FIELDS = ("duration_seconds", "count", "bytes_up", "bytes_down", "quantity")
 # Fields a column mapping may fill (the source comes with the import).
 MAPPABLE_FIELDS = RECORD_FIELDS[1:]
 ISO = "iso"

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import phonenumbers
 
-from rateline_usage.domain.rating import SERVICE_SMS, SERVICE_VOICE
+from rateline_usage.domain.rating import SERVICE_DATA, SERVICE_MMS, SERVICE_SMS, SERVICE_VOICE
 
 # Most records one POST may carry; more is refused as a whole (413).
 MAX_BATCH_RECORDS = 10_000
@@ -49,26 +49,65 @@ def check_start(started_at: datetime, now: datetime) -> str | None:
     return None
 
 
-def service_field_issues(service: str, duration_seconds: int | None, count: int | None) -> list[FieldIssue]:
-    """Which quantity field each service needs: voice a duration, sms a count (default 1)."""
+def service_field_issues(
+    service: str,
+    duration_seconds: int | None,
+    count: int | None,
+    bytes_up: int | None = None,
+    bytes_down: int | None = None,
+    quantity: int | None = None,
+) -> list[FieldIssue]:
+    """Which quantity fields each service takes.
+
+    voice: ``duration_seconds`` (required); sms/mms: ``count`` (default 1); data: bytes, as
+    ``bytes_up`` and/or ``bytes_down`` (e.g. RADIUS Acct-Input/Output-Octets) or ``quantity``
+    (the session's total bytes), not both.
+    """
     issues: list[FieldIssue] = []
-    if service == SERVICE_VOICE:
-        if duration_seconds is None:
-            issues.append(FieldIssue("duration_seconds", "missing", "voice records need duration_seconds"))
-        if count is not None:
-            issues.append(FieldIssue("count", "not-allowed", "count applies to sms records only"))
-    elif service == SERVICE_SMS and duration_seconds is not None:
-        issues.append(
-            FieldIssue("duration_seconds", "not-allowed", "duration_seconds applies to voice records only")
-        )
+    given = {
+        "duration_seconds": duration_seconds, "count": count, "bytes_up": bytes_up,
+        "bytes_down": bytes_down, "quantity": quantity,
+    }
+    allowed = {
+        SERVICE_VOICE: {"duration_seconds"},
+        SERVICE_SMS: {"count"},
+        SERVICE_MMS: {"count"},
+        SERVICE_DATA: {"bytes_up", "bytes_down", "quantity"},
+    }.get(service, set())
+    for name, value in given.items():
+        if value is not None and name not in allowed:
+            issues.append(FieldIssue(name, "not-allowed", f"{name} does not apply to {service} records"))
+    if service == SERVICE_VOICE and duration_seconds is None:
+        issues.append(FieldIssue("duration_seconds", "missing", "voice records need duration_seconds"))
+    if service == SERVICE_DATA:
+        split = bytes_up is not None or bytes_down is not None
+        if split and quantity is not None:
+            issues.append(
+                FieldIssue("quantity", "not-allowed", "give bytes_up/bytes_down or quantity, not both")
+            )
+        elif not split and quantity is None:
+            issues.append(
+                FieldIssue("quantity", "missing", "data records need bytes_up/bytes_down or quantity (bytes)")
+            )
     return issues
 
 
-def quantity_of(service: str, duration_seconds: int | None, count: int | None) -> int:
-    """The measured quantity: seconds for voice, messages for sms (1 when not given)."""
+def quantity_of(
+    service: str,
+    duration_seconds: int | None,
+    count: int | None,
+    bytes_up: int | None = None,
+    bytes_down: int | None = None,
+    quantity: int | None = None,
+) -> int:
+    """The measured quantity: seconds (voice), messages (sms/mms, 1 when not given), bytes (data)."""
     if service == SERVICE_VOICE:
         assert duration_seconds is not None
         return duration_seconds
+    if service == SERVICE_DATA:
+        if quantity is not None:
+            return quantity
+        return (bytes_up or 0) + (bytes_down or 0)
     return 1 if count is None else count
 
 
