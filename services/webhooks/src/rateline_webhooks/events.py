@@ -36,4 +36,7 @@ def _handlers(stream_service: str) -> dict[str, Handler]:
 CONSUMERS = [
     ConsumerSpec(name="webhooks-invoicing", stream_service="invoicing", handlers=_handlers("invoicing")),
     ConsumerSpec(name="webhooks-payment", stream_service="payment", handlers=_handlers("payment")),
+    # Only the threshold subjects: the consumer filters them server-side, so the stream's
+    # high-volume usage.records.* events never reach this service.
+    ConsumerSpec(name="webhooks-usage", stream_service="usage", handlers=_handlers("usage")),
 ]

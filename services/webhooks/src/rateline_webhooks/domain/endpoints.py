@@ -13,6 +13,8 @@ PARTNER_EVENT_TYPES: tuple[str, ...] = (
     "invoicing.invoice.paid",
     "payment.payment.succeeded",
     "payment.payment.failed",
+    "usage.allowance.threshold_reached",
+    "usage.spend.threshold_reached",
 )
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 24
