@@ -1,0 +1,166 @@
+"""Catalog and rating end to end, through the gateway only: a CGRateS tariff plan imported, a
+plan version mixing tariff-priced voice with a destination-scoped allowance, per-message SMS and
+graduated data, usage rated against the usage service's own projections, balances and threshold
+webhooks, and the invoice that prices it all.
+
+Expected figures are derived by hand (CGRateS rules in docs/api.md, section 3):
+
+* oldtutorial, subject 1001 to 1002 on a weekday 08:00-19:00 UTC is RP_RETAIL2 PEAK: connect
+  fee 0.4, the first 60 s in one 60 s increment at 0.2/min, then 1 s increments at 0.1/min,
+  each 0.1 x 1/60 = 0.0016667 -> 0.00167 (half up, 5 decimals); total rounded *up to 4 decimals.
+* The allowance VOICE-5 gives 300 s to destinations starting 1002, consumed in whole
+  increments in time order; the connect fee is always charged.
+  - call 1, 240 s: 60 s + 180 x 1 s all covered (240 of 300 s used, 80 %): cost 0.4000.
+  - call 2, 120 s: the first 60 s increment fits the 60 s left (300 of 300 s, 100 %); 60 x 1 s
+    are charged: 0.4 + 60 x 0.00167 = 0.5002.
+* SMS: 2 x 0.05 = 0.10. Data, graduated per MB (1,048,576 bytes): 150 MB = 100 x 0.01 + 50 x
+  0.005 = 1.25, priced at invoice time.
+* October invoice: fee 10.00 (monthly, in advance) + activation 5.00 (first invoice) + voice
+  0.9002 -> 0.90 + SMS 0.10 + data 1.25 = 17.25.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+import zipfile
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from rateline_shared.testing import shared_data_dir, wait_until
+from tests.e2e.conftest import Api, Receiver, body_json
+from tests.e2e.scenario import all_pages, run_bill_run, wait_billable, wait_usage_knows
+
+MB = 1024 * 1024
+MONDAY_1300 = datetime(2026, 10, 5, 13, 0, tzinfo=UTC)
+MONDAY_1400 = datetime(2026, 10, 5, 14, 0, tzinfo=UTC)
+
+
+async def import_tariffs(api: Api, folder: str = "oldtutorial") -> dict[str, Any]:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for path in sorted((shared_data_dir() / "cgrates" / folder).glob("*.csv")):
+            z.writestr(f"{folder}/{path.name}", path.read_text())
+    resp = await api.http.post(
+        "/v1/tariff-imports", data={"format": "cgrates", "currency": "EUR", "timezone": "UTC"},
+        files={"file": (f"{folder}.zip", buf.getvalue(), "application/zip")},
+    )
+    assert resp.status_code == 201, resp.text
+    return dict(resp.json())
+
+
+def bundle_plan(code: str) -> dict[str, Any]:
+    return {
+        "code": code, "name": f"Bundle {code}", "currency": "EUR", "effective_from": "2026-09-01T00:00:00Z",
+        "recurring_fee": "10.00", "billing_period": "monthly", "billing_timing": "advance",
+        "one_time_charges": [{"code": "ACTIVATION", "description": "Activation fee", "amount": "5.00"}],
+        "rates": [
+            {"service": "voice", "unit": "minute", "pricing": "tariff", "tariff": {"category": "call", "subject": "1001"}},
+            {"service": "sms", "unit": "message", "price": "0.05"},
+            {"service": "data", "unit": "MB", "pricing": "graduated", "tiers": [
+                {"up_to": "100", "unit_price": "0.01"}, {"up_to": None, "unit_price": "0.005"}]},
+        ],
+        "allowances": [{"code": "VOICE-5", "service": "voice", "quantity": "5", "unit": "minute",
+                        "destinations": ["1002"], "thresholds": [80, 100]}],
+    }
+
+
+async def customer(api: Api, plan_id: str, msisdn: str, cycle_day: int) -> dict[str, Any]:
+    account = await api.ok("POST", "/v1/accounts", {
+        "name": f"Bundle {msisdn}", "currency": "EUR", "timezone": "Europe/Berlin", "bill_cycle_day": cycle_day,
+    })
+    line = await api.ok("POST", f"/v1/accounts/{account['id']}/lines",
+                        {"msisdn": msisdn, "activated_at": "2026-09-01T00:00:00Z"})
+
+    async def subscribe() -> dict[str, Any] | None:
+        resp = await api.post("/v1/subscriptions", {"account_id": account["id"], "line_id": line["id"],
+                                                    "plan_id": plan_id, "start_date": "2026-09-01"})
+        return dict(resp.json()) if resp.status_code == 201 else None
+
+    sub = await wait_until(subscribe, timeout=30)
+    await wait_until(lambda: _ok(api.post("/v1/payment-methods", {
+        "account_id": account["id"], "token": "tok_sandbox_success", "default": True})), timeout=30)
+    await wait_usage_knows(api, msisdn)
+    return {"account": account, "line": line, "subscription": sub}
+
+
+async def _ok(request: Any) -> bool:
+    return bool((await request).status_code == 201)
+
+
+def call(rid: str, msisdn: str, seconds: int, when: datetime, destination: str = "1002") -> dict[str, Any]:
+    return {"source": "sbc-rating", "record_id": rid, "service": "voice", "msisdn": msisdn,
+            "destination": destination, "started_at": when.isoformat(), "duration_seconds": seconds}
+
+
+async def test_tariff_allowance_data_tiers_and_the_invoice(api: Api, receiver: Receiver) -> None:
+    await api.ok("POST", "/v1/webhook-endpoints", {
+        "url": receiver.url, "event_types": ["usage.allowance.threshold_reached"], "description": "CRM alerts",
+    })
+    await import_tariffs(api)
+    plan = await api.ok("POST", "/v1/plans", bundle_plan(f"BUNDLE-{uuid.uuid4().hex[:6]}"))
+    assert plan["current_version"]["version"] == 1
+    msisdn = "+4917180000001"
+    cust = await customer(api, plan["id"], msisdn, cycle_day=1)
+    account_id = cust["account"]["id"]
+
+    records = [
+        call("v-1", msisdn, 240, MONDAY_1300),
+        call("v-2", msisdn, 120, MONDAY_1400),
+        call("v-3", msisdn, 30, MONDAY_1400, destination="99999"),  # no rate: kept rejected
+        {"source": "sbc-rating", "record_id": "s-1", "service": "sms", "msisdn": msisdn, "destination": "1003",
+         "started_at": MONDAY_1400.isoformat(), "count": 2},
+        {"source": "pgw-rating", "record_id": "d-1", "service": "data", "msisdn": msisdn,
+         "started_at": MONDAY_1400.isoformat(), "bytes_up": 50 * MB, "bytes_down": 100 * MB},
+    ]
+    result = await api.ok("POST", "/v1/usage/records", {"records": records})
+    assert [(r["record_id"], r["status"], r.get("reason")) for r in result["results"]] == [
+        ("v-1", "rated", None), ("v-2", "rated", None), ("v-3", "rejected", "unknown-destination"),
+        ("s-1", "rated", None), ("d-1", "rated", None),
+    ]
+    stored = {r["record_id"]: r for r in await all_pages(api, "/v1/usage/records", account_id=account_id)}
+    v1, v2, data = stored["v-1"], stored["v-2"], stored["d-1"]
+    assert (Decimal(v1["amount"]["amount"]), v1["allowance_code"], Decimal(v1["allowance_used"])) == (
+        Decimal("0.4"), "VOICE-5", 240)
+    assert (Decimal(v2["amount"]["amount"]), Decimal(v2["allowance_used"]), Decimal(v2["chargeable_quantity"])) == (
+        Decimal("0.5002"), 60, 60)
+    assert (v2["pricing"], v2["rating_plan"], v2["plan_version"]) == ("tariff", "RP_RETAIL2", 1)
+    assert sum(i["increments"] for i in v2["tariff_intervals"]) == 61
+    assert (data["pricing"], Decimal(data["amount"]["amount"]), Decimal(data["chargeable_quantity"])) == (
+        "graduated", 0, 150 * MB)
+
+    balances = (await api.get("/v1/usage/balances", account_id=account_id, at="2026-10-20T12:00:00Z")).json()
+    (voice_balance,) = balances["items"]
+    assert (voice_balance["allowance_code"], voice_balance["period_start"], voice_balance["period_end"]) == (
+        "VOICE-5", "2026-10-01", "2026-11-01")
+    assert (Decimal(voice_balance["granted"]), Decimal(voice_balance["used"]), Decimal(voice_balance["remaining"])) == (
+        300, 300, 0)
+    assert (Decimal(voice_balance["display"]["used"]), voice_balance["display"]["unit"]) == (5, "minute")
+
+    # Each threshold is announced once, to the partner, signed like every webhook.
+    async def both_thresholds() -> list[int] | None:
+        seen = sorted(body_json(r)["data"]["threshold"] for r in receiver.requests
+                      if body_json(r)["type"] == "usage.allowance.threshold_reached")
+        return seen if len(seen) >= 2 else None
+
+    assert await wait_until(both_thresholds, timeout=30) == [80, 100]
+
+    # Re-sending the whole batch changes nothing: no double consumption, no new threshold.
+    again = await api.ok("POST", "/v1/usage/records", {"records": records})
+    assert again["duplicates"] == 5
+    balances = (await api.get("/v1/usage/balances", account_id=account_id, at="2026-10-20T12:00:00Z")).json()
+    assert Decimal(balances["items"][0]["used"]) == 300
+
+    await wait_billable(api, account_id, 4)
+    run = await run_bill_run(api, bill_cycle_day=1)
+    assert run["invoices_created"] == 1, run
+    (invoice,) = (await api.get("/v1/invoices", account_id=account_id)).json()["items"]
+    invoice = (await api.get(f"/v1/invoices/{invoice['id']}")).json()
+    lines = sorted((line["kind"], line["service"] or "", line["amount"]["amount"]) for line in invoice["lines"])
+    assert lines == [
+        ("one_time", "", "5.00"), ("recurring", "", "10.00"),
+        ("usage", "data", "1.25"), ("usage", "sms", "0.10"), ("usage", "voice", "0.90"),
+    ]
+    assert invoice["total"] == {"amount": "17.25", "currency": "EUR"}
+    assert len([r for r in receiver.requests if body_json(r)["type"] == "usage.allowance.threshold_reached"]) == 2
