@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import uuid
 import zipfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -164,3 +164,52 @@ async def test_tariff_allowance_data_tiers_and_the_invoice(api: Api, receiver: R
     ]
     assert invoice["total"] == {"amount": "17.25", "currency": "EUR"}
     assert len([r for r in receiver.requests if body_json(r)["type"] == "usage.allowance.threshold_reached"]) == 2
+
+
+def per_minute_plan(code: str, price: str) -> dict[str, Any]:
+    return {"code": code, "name": f"Voice {code}", "currency": "EUR", "effective_from": "2026-09-01T00:00:00Z",
+            "recurring_fee": "3.00",
+            "rates": [{"service": "voice", "unit": "minute", "price": price, "first_increment": 60, "increment": 60}]}
+
+
+async def test_versions_apply_from_their_date_and_only_migrated_subscriptions_move(api: Api) -> None:
+    """v1 prices voice at 0.10/min. v2 (0.20/min) takes effect a few seconds from now; line A is
+    migrated to it from that instant, line B is not. A call of A before the instant stays at
+    v1; after it, v2; B stays on the version it started on."""
+    plan = await api.ok("POST", "/v1/plans", per_minute_plan(f"VER-{uuid.uuid4().hex[:6]}", "0.10"))
+    a, b = "+4917180000011", "+4917180000012"
+    sub_a = (await customer(api, plan["id"], a, cycle_day=3))["subscription"]
+    await customer(api, plan["id"], b, cycle_day=3)
+
+    switch = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+    v2 = await api.ok("POST", f"/v1/plans/{plan['id']}/versions", {
+        **{k: v for k, v in per_minute_plan("x", "0.20").items() if k not in ("code", "name", "currency")},
+        "effective_from": switch.isoformat(),
+    })
+    assert v2["version"] == 2
+    past = await api.post(f"/v1/plans/{plan['id']}/versions", {
+        **{k: v for k, v in per_minute_plan("x", "0.30").items() if k not in ("code", "name", "currency")},
+        "effective_from": "2026-10-01T00:00:00Z",
+    })
+    assert past.status_code == 422  # a version never rewrites history
+    await api.ok("POST", f"/v1/plans/{plan['id']}/migrations",
+                 {"to_version": 2, "effective_from": switch.isoformat(), "subscription_ids": [sub_a["id"]]})
+
+    async def usage_sees_v2_for_a() -> bool:
+        if datetime.now(UTC) <= switch:
+            return False
+        body = (await api.get(f"/v1/usage/subscribers/{a}")).json()
+        return bool(body.get("plan_version") == 2)
+
+    await wait_until(usage_sees_v2_for_a, timeout=30)
+    before, after = switch - timedelta(hours=1), switch + timedelta(seconds=1)
+    result = await api.ok("POST", "/v1/usage/records", {"records": [
+        call("ver-a-1", a, 60, before), call("ver-a-2", a, 60, after), call("ver-b-1", b, 60, after),
+    ]})
+    assert result["rated"] == 3, result
+    stored = {r["record_id"]: r for r in await all_pages(api, "/v1/usage/records", source="sbc-rating")}
+    assert [(stored[k]["plan_version"], stored[k]["amount"]["amount"]) for k in ("ver-a-1", "ver-a-2", "ver-b-1")] == [
+        (1, "0.1000"), (2, "0.2000"), (1, "0.1000"),
+    ]
+    versions = (await api.get(f"/v1/plans/{plan['id']}/versions")).json()["items"]
+    assert [v["version"] for v in versions] == [1, 2]
