@@ -105,7 +105,7 @@ class Allowance(Payload):
     quantity: DecimalString
     unit: str  # minute | second | message | KB | MB | GB
     destinations: list[str] = []  # E.164 prefixes (digits, no "+") covered; empty: all
-    pooled: bool = False  # shared by all lines of the account on this plan version
+    pooled: bool = False  # one balance shared by all of the account's subscriptions on this plan
     rollover_cap: DecimalString | None = None  # in ``unit``; None: unused quantity expires
     thresholds: list[int] = [80, 100]  # percentages that emit usage.allowance.threshold_reached
 
