@@ -94,17 +94,20 @@ async def plan_histories(
     return list(versions), list(migrations)
 
 
-async def insert_rated_usage(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
-    """Store rated records; one already stored (same tenant, source, record id) is ignored."""
-    if not rows:
-        return 0
-    stmt = (
-        pg_insert(rated_usage)
-        .values(list(rows))
-        .on_conflict_do_nothing(index_elements=["tenant", "source", "record_id"])
-        .returning(rated_usage.c.id)
-    )
-    return len((await session.execute(stmt)).all())
+_INSERT_RATED_USAGE = pg_insert(rated_usage).on_conflict_do_nothing(
+    index_elements=["tenant", "source", "record_id"]
+)
+
+
+async def insert_rated_usage(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Store rated records; one already stored (same tenant, source, record id) is ignored.
+
+    An executemany of one cached statement (SQLAlchemy batches it into multi-row INSERTs): a
+    statement built with ``.values(rows)`` would be compiled anew for every event, which cost
+    more than the insert itself on the hot path of the usage projection.
+    """
+    if rows:
+        await session.execute(_INSERT_RATED_USAGE, list(rows))
 
 
 async def account_subscriptions(
