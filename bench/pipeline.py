@@ -3,8 +3,8 @@ rated and stored (the response of POST /v1/usage/records), and until the invoici
 projection has them (event relay + consumer), beside the raw ceilings of the same machine
 measured in the same run: JetStream publish rate and PostgreSQL COPY rate.
 
-    python -m bench.pipeline [records] [in_flight]
-        (default 1,000,000 records in batches of 10,000, two batches in flight at a time)
+    python -m bench.pipeline [records] [in_flight] [batch]
+        (default 1,000,000 records in batches of 5,000, two batches in flight at a time)
 
 Latency is per batch: from sending the POST to receiving the response that says every record
 of it is rated and stored; p50/p99/max are over all batches.
@@ -31,7 +31,7 @@ import nats
 from rateline_devstack.stack import Stack
 from rateline_shared.engines import EmbeddedNats, EmbeddedPostgres
 
-BATCH = 10_000
+BATCH = 5_000
 LINES = 200
 
 
@@ -65,7 +65,7 @@ async def copy_ceiling(dsn: str, n: int = 200_000) -> float:
     return n / elapsed
 
 
-async def pipeline(stack: Stack, total: int, in_flight: int = 2) -> dict[str, Any]:
+async def pipeline(stack: Stack, total: int, in_flight: int = 2, batch: int = BATCH) -> dict[str, Any]:
     creds = stack.create_client(tenant="bench", scopes=["admin"], name="bench")
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=120) as http:
         tok = (await http.post("/oauth/token", data={"grant_type": "client_credentials"},
@@ -88,7 +88,7 @@ async def pipeline(stack: Stack, total: int, in_flight: int = 2) -> dict[str, An
         base = datetime(2026, 10, 1, tzinfo=UTC)
         latencies: list[float] = []
         batches = asyncio.Queue[int]()
-        for b in range(0, total, BATCH):
+        for b in range(0, total, batch):
             batches.put_nowait(b)
 
         async def poster() -> None:
@@ -97,7 +97,7 @@ async def pipeline(stack: Stack, total: int, in_flight: int = 2) -> dict[str, An
                 records = [{"source": "bench", "record_id": f"b{i}", "service": "voice", "msisdn": msisdns[i % LINES],
                             "started_at": (base + timedelta(seconds=i % 2_000_000)).isoformat(),
                             "duration_seconds": 1 + i % 600}
-                           for i in range(b, min(total, b + BATCH))]
+                           for i in range(b, min(total, b + batch))]
                 body = json.dumps({"records": records})
                 t0 = time.perf_counter()
                 resp = await http.post("/v1/usage/records", content=body, headers={"Content-Type": "application/json"})
@@ -123,6 +123,7 @@ async def pipeline(stack: Stack, total: int, in_flight: int = 2) -> dict[str, An
         "ingest_seconds": ingest,
         "ingest_rate": total / ingest,
         "in_flight": in_flight,
+        "batch": batch,
         "batch_p50": statistics.median(latencies),
         "batch_p99": statistics.quantiles(latencies, n=100, method="inclusive")[98] if len(latencies) > 1 else latencies[0],
         "batch_max": max(latencies),
@@ -134,6 +135,7 @@ async def pipeline(stack: Stack, total: int, in_flight: int = 2) -> dict[str, An
 def main() -> None:
     total = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     in_flight = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    batch = int(sys.argv[3]) if len(sys.argv) > 3 else BATCH
     with tempfile.TemporaryDirectory(prefix="rateline-bench-") as tmp:
         work = Path(tmp)
         pg = EmbeddedPostgres(work / "pg" / "data").start()
@@ -144,7 +146,7 @@ def main() -> None:
             pg.ensure_database("bench_raw")
             js_rate = asyncio.run(jetstream_ceiling(nc.url))
             copy_rate = asyncio.run(copy_ceiling(pg.url("bench_raw")))
-            r = asyncio.run(pipeline(stack, total, in_flight))
+            r = asyncio.run(pipeline(stack, total, in_flight, batch))
         finally:
             stack.stop()
             nc.stop()
@@ -152,9 +154,9 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores")
     print("| figure | value |")
     print("|---|---|")
-    print(f"| records posted through the gateway | {r['records']:,} in batches of {BATCH:,}, {r['in_flight']} in flight |")
+    print(f"| records posted through the gateway | {r['records']:,} in batches of {r['batch']:,}, {r['in_flight']} in flight |")
     print(f"| ingest: rated and stored (response received) | {r['ingest_rate']:,.0f} records/s ({r['ingest_seconds']:.1f} s) |")
-    print(f"| ingest-to-rated latency per batch of {BATCH:,}: p50 / p99 / max | {r['batch_p50']:.2f} s / {r['batch_p99']:.2f} s / {r['batch_max']:.2f} s |")
+    print(f"| ingest-to-rated latency per batch of {r['batch']:,}: p50 / p99 / max | {r['batch_p50']:.2f} s / {r['batch_p99']:.2f} s / {r['batch_max']:.2f} s |")
     print(f"| until invoicing's projection has them all | {r['to_invoicing_rate']:,.0f} records/s ({r['to_invoicing_seconds']:.1f} s) |")
     print(f"| ceiling: JetStream publish (600 B, async batches of 1,000) | {js_rate:,.0f} msgs/s |")
     print(f"| ceiling: PostgreSQL COPY (7 columns) | {copy_rate:,.0f} rows/s |")
