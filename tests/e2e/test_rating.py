@@ -30,7 +30,7 @@ from typing import Any
 
 from rateline_shared.testing import shared_data_dir, wait_until
 from tests.e2e.conftest import Api, Receiver, body_json
-from tests.e2e.scenario import all_pages, run_bill_run, wait_billable, wait_usage_knows
+from tests.e2e.scenario import all_pages, run_bill_run, wait_bill_run, wait_billable, wait_usage_knows
 
 MB = 1024 * 1024
 MONDAY_1300 = datetime(2026, 10, 5, 13, 0, tzinfo=UTC)
@@ -213,3 +213,86 @@ async def test_versions_apply_from_their_date_and_only_migrated_subscriptions_mo
     ]
     versions = (await api.get(f"/v1/plans/{plan['id']}/versions")).json()["items"]
     assert [v["version"] for v in versions] == [1, 2]
+
+
+async def test_rerating_after_a_tariff_correction_adjusts_the_next_invoice(api: Api) -> None:
+    """October is invoiced (and paid) with RT_20CNT's first minute at 0.2; then the operator
+    imports a corrected tariff (0.3) and re-rates the account's October. Each call costs
+    exactly 0.1 more (85 s: 0.4 + 0.3 + 25 x 0.00167 = 0.74175 -> 0.7418 instead of 0.6418;
+    60 s: 0.7 instead of 0.6), the finalized October invoice is untouched, and November's
+    invoice carries a +0.20 adjustment line."""
+    await import_tariffs(api)
+    plan = await api.ok("POST", "/v1/plans", {
+        "code": f"RERATE-{uuid.uuid4().hex[:6]}", "name": "Tariffed", "currency": "EUR",
+        "effective_from": "2026-09-01T00:00:00Z", "recurring_fee": "3.00",
+        "rates": [{"service": "voice", "unit": "minute", "pricing": "tariff",
+                   "tariff": {"category": "call", "subject": "1001"}}],
+    })
+    msisdn = "+4917180000021"
+    cust = await customer(api, plan["id"], msisdn, cycle_day=4)
+    account_id = cust["account"]["id"]
+    result = await api.ok("POST", "/v1/usage/records", {"records": [
+        {**call("rr-1", msisdn, 85, MONDAY_1300), "source": "sbc-rerate"},
+        {**call("rr-2", msisdn, 60, datetime(2026, 10, 6, 13, 0, tzinfo=UTC)), "source": "sbc-rerate"},
+    ]})
+    assert result["rated"] == 2, result
+    await wait_billable(api, account_id, 2)
+    october = await api.ok("POST", "/v1/bill-runs", {"period_start": "2026-10-04", "period_end": "2026-11-04",
+                                                    "bill_cycle_day": 4, "auto_finalize": True})
+    await wait_bill_run(api, october["id"])
+    (first,) = (await api.get("/v1/invoices", account_id=account_id)).json()["items"]
+    assert first["total"] == {"amount": "4.24", "currency": "EUR"}  # 3.00 + 0.6418 + 0.6000 -> 1.24
+
+    corrected = io.BytesIO()
+    with zipfile.ZipFile(corrected, "w") as z:
+        for path in sorted((shared_data_dir() / "cgrates" / "oldtutorial").glob("*.csv")):
+            text = path.read_text()
+            if path.name == "Rates.csv":
+                assert "RT_20CNT,0.4,0.2,60s,60s,0s" in text
+                text = text.replace("RT_20CNT,0.4,0.2,60s,60s,0s", "RT_20CNT,0.4,0.3,60s,60s,0s")
+            z.writestr(path.name, text)
+    resp = await api.http.post("/v1/tariff-imports", data={"format": "cgrates", "currency": "EUR"},
+                               files={"file": ("fixed.zip", corrected.getvalue(), "application/zip")})
+    assert resp.status_code == 201, resp.text
+    fixed_import = resp.json()["id"]
+
+    period = {"account_id": account_id, "started_from": "2026-10-01T00:00:00Z",
+              "started_before": "2026-11-01T00:00:00Z"}
+
+    async def rerated() -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """Run a job; until the corrected tariff's event has reached the usage service a job
+        finds nothing to change (that is eventual consistency, not an error): run another."""
+        job = await api.ok("POST", "/v1/usage/rerating-jobs", {**period, "reason": f"RT_20CNT corrected ({fixed_import})"})
+        assert job["status"] == "queued" and job["total"] == 2, job
+
+        async def finished() -> dict[str, Any] | None:
+            body = (await api.get(f"/v1/usage/rerating-jobs/{job['id']}")).json()
+            return None if body["status"] in ("queued", "running") else dict(body)
+
+        done = await wait_until(finished, timeout=60)
+        return (job, done) if done["changed"] else None
+
+    job, done = await wait_until(rerated, timeout=90)
+    assert (done["status"], done["processed"], done["changed"]) == ("completed", 2, 2), done
+    assert {k: Decimal(v) for k, v in done["deltas"].items()} == {"EUR": Decimal("0.2")}
+    adjustments = (await api.get(f"/v1/usage/rerating-jobs/{job['id']}/adjustments")).json()["items"]
+    assert sorted((a["record_id"], Decimal(a["old_amount"]), Decimal(a["new_amount"])) for a in adjustments) == [
+        ("rr-1", Decimal("0.6418"), Decimal("0.7418")), ("rr-2", Decimal("0.6"), Decimal("0.7")),
+    ]
+
+    async def adjustment_pending() -> bool:
+        body = (await api.get("/v1/billable-usage", account_id=account_id,
+                              period_start="2026-11-04", period_end="2026-12-04")).json()
+        return bool(body.get("pending_adjustments"))
+
+    await wait_until(adjustment_pending, timeout=30)
+    november = await api.ok("POST", "/v1/bill-runs", {"period_start": "2026-11-04", "period_end": "2026-12-04",
+                                                     "bill_cycle_day": 4})
+    await wait_bill_run(api, november["id"])
+    invoices = {i["period_start"]: i for i in (await api.get("/v1/invoices", account_id=account_id)).json()["items"]}
+    assert invoices["2026-10-04"]["total"] == {"amount": "4.24", "currency": "EUR"}  # never rewritten
+    nov = (await api.get(f"/v1/invoices/{invoices['2026-11-04']['id']}")).json()
+    assert sorted((line["kind"], line["amount"]["amount"]) for line in nov["lines"]) == [
+        ("adjustment", "0.20"), ("recurring", "3.00"),
+    ]
+    assert nov["total"] == {"amount": "3.20", "currency": "EUR"}

@@ -10,7 +10,8 @@ ever reached: the unique key makes each threshold event exactly once) are the ra
 ``malformed``, its ``raw`` row stored, the fields that could not be read left NULL until a
 correction fills them). ``corrections`` audits every correction with the values it replaced.
 ``imports`` records each file import with its counts; ``column_mappings`` are saved layouts
-of CSV files.
+of CSV files. ``rerating_jobs`` and ``rerating_adjustments`` are the re-rating jobs and the
+record changes they made (see ``rerating.py``).
 
 Quantities and amounts are unconstrained ``NUMERIC``: PostgreSQL stores the exact ``Decimal``
 rating produced *with its scale* (a rated amount has 4 decimals, see
@@ -31,6 +32,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -271,4 +273,73 @@ imports = Table(
     Column("duplicates", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("tenant", "id", name="pk_imports"),
+)
+
+# --- re-rating ----------------------------------------------------------------------------
+# A re-rating job: one scope (a line, an account, a plan, or every tariff-priced record) over a
+# period of record starts. ``until_id`` bounds the job to the records in scope when it was
+# created (records rated later were rated with the projections it would use); ``cursor`` is the
+# last record id processed (keyset over ``usage_records.id``). Progress, per-currency deltas
+# (``{"EUR": "-0.2000"}``) and skip reasons (``{"unknown-destination": 2}``) advance in the same
+# transaction as each chunk of records.
+rerating_jobs = Table(
+    "rerating_jobs",
+    metadata,
+    Column("tenant", String(64), nullable=False),
+    Column("id", String(36), nullable=False),
+    Column("status", String(20), nullable=False),  # queued | running | completed | failed
+    Column("scope_kind", String(20), nullable=False),  # line | account | plan | tariff
+    Column("scope_id", String(36), nullable=True),  # NULL for tariff
+    Column("started_from", DateTime(timezone=True), nullable=False),
+    Column("started_before", DateTime(timezone=True), nullable=False),
+    Column("reason", String(200), nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("until_id", String(36), nullable=True),  # NULL: nothing in scope at creation
+    Column("cursor", String(36), nullable=True),
+    Column("processed", Integer, nullable=False, server_default="0"),
+    Column("changed", Integer, nullable=False, server_default="0"),
+    Column("skipped", Integer, nullable=False, server_default="0"),
+    Column("skipped_reasons", JSONB, nullable=False, server_default="{}"),
+    Column("deltas", JSONB, nullable=False, server_default="{}"),
+    Column("attempts", Integer, nullable=False, server_default="0"),  # failures of the next chunk
+    Column("error", Text, nullable=True),
+    Column("created_by", String(200), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("tenant", "id", name="pk_rerating_jobs"),
+    Index("ix_rerating_jobs_tenant_created_at", "tenant", "created_at", "id"),
+    # The workers' claim: open jobs, least recently advanced first (any tenant).
+    Index(
+        "ix_rerating_jobs_open", "updated_at", "id",
+        postgresql_where=text("status IN ('queued', 'running')"),
+    ),
+)
+
+# One row per record a job changed (amount or chargeable quantity), with the values it replaced
+# (``previous``: billed quantity, plan version, rating plan, tariff intervals). The key makes a
+# record's adjustment exist at most once per job.
+rerating_adjustments = Table(
+    "rerating_adjustments",
+    metadata,
+    Column("tenant", String(64), nullable=False),
+    Column("job_id", String(36), nullable=False),
+    Column("usage_id", String(36), nullable=False),  # usage_records.id
+    Column("source", String(100), nullable=False),
+    Column("record_id", String(200), nullable=False),
+    Column("account_id", String(36), nullable=False),
+    Column("subscription_id", String(36), nullable=False),
+    Column("plan_id", String(36), nullable=False),
+    Column("service", String(20), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("old_amount", Numeric(asdecimal=True), nullable=False),
+    Column("new_amount", Numeric(asdecimal=True), nullable=False),
+    Column("delta", Numeric(asdecimal=True), nullable=False),
+    Column("old_chargeable_quantity", Numeric(asdecimal=True), nullable=False),
+    Column("new_chargeable_quantity", Numeric(asdecimal=True), nullable=False),
+    Column("previous", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("tenant", "job_id", "usage_id", name="pk_rerating_adjustments"),
 )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,13 +22,13 @@ from rateline_shared.events import CloudEvent, new_event
 from rateline_shared.events.consumer import ConsumerSpec
 from rateline_shared.events.payloads import (
     AccountCreated,
+    Adjustment,
     AllowanceThresholdReached,
     LineCreated,
     PlanMigrationScheduled,
     PlanPublished,
     PlanVersionPublished,
-    RatedRecord,
-    RecordsRated,
+    RecordsRerated,
     SpendThresholdReached,
     SubscriptionActivated,
     TariffImported,
@@ -36,6 +37,7 @@ from rateline_usage import repository as repo
 
 SERVICE = "usage"
 RECORDS_RATED = "usage.records.rated"
+RECORDS_RERATED = "usage.records.rerated"
 ALLOWANCE_THRESHOLD_REACHED = "usage.allowance.threshold_reached"
 SPEND_THRESHOLD_REACHED = "usage.spend.threshold_reached"
 # At most this many records per usage.records.rated event (keeps messages well under 1 MB).
@@ -174,8 +176,9 @@ def spend_threshold_event(tenant: str, payload: SpendThresholdReached) -> CloudE
     )
 
 
-def records_rated_events(tenant: str, records: Sequence[RatedRecord]) -> list[CloudEvent]:
-    """``usage.records.rated`` events for newly rated records, in chunks of RATED_CHUNK_SIZE."""
+def records_rated_events(tenant: str, records: Sequence[dict[str, Any]]) -> list[CloudEvent]:
+    """``usage.records.rated`` events for newly rated records (``RatedRecord`` in JSON form,
+    see ``intake.rated_record``), in chunks of RATED_CHUNK_SIZE: payload ``RecordsRated``."""
     events = []
     for start in range(0, len(records), RATED_CHUNK_SIZE):
         batch_id = str(uuid.uuid4())
@@ -185,12 +188,28 @@ def records_rated_events(tenant: str, records: Sequence[RatedRecord]) -> list[Cl
                 type=RECORDS_RATED,
                 tenant=tenant,
                 subject=batch_id,
-                data=RecordsRated(
-                    batch_id=batch_id, records=list(records[start : start + RATED_CHUNK_SIZE])
-                ),
+                data={"batch_id": batch_id, "records": list(records[start : start + RATED_CHUNK_SIZE])},
             )
         )
     return events
+
+
+def records_rerated_events(
+    tenant: str, job_id: str, reason: str, adjustments: Sequence[Adjustment]
+) -> list[CloudEvent]:
+    """``usage.records.rerated`` events of a re-rating job's chunk (RATED_CHUNK_SIZE at most each)."""
+    return [
+        new_event(
+            service=SERVICE,
+            type=RECORDS_RERATED,
+            tenant=tenant,
+            subject=job_id,
+            data=RecordsRerated(
+                job_id=job_id, reason=reason, adjustments=list(adjustments[start : start + RATED_CHUNK_SIZE])
+            ),
+        )
+        for start in range(0, len(adjustments), RATED_CHUNK_SIZE)
+    ]
 
 
 CONSUMERS = [

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rateline_shared.db import utcnow
 from rateline_shared.events import publish_in_transaction
-from rateline_shared.events.payloads import AllowanceThresholdReached, RatedRecord, SpendThresholdReached
+from rateline_shared.events.payloads import AllowanceThresholdReached, SpendThresholdReached
 from rateline_usage import repository as repo
 from rateline_usage.domain.allowances import (
     OWNER_ACCOUNT,
@@ -170,35 +170,44 @@ def _outcome_columns(outcome: Outcome, now: datetime) -> dict[str, Any]:
     }
 
 
+def _dec(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
 def rated_record(
     *, source: str, record_id: str, service: str, started_at: datetime, destination: str | None, outcome: Outcome
-) -> RatedRecord:
-    """The ``usage.records.rated`` entry of a rated record."""
+) -> dict[str, Any]:
+    """The ``usage.records.rated`` entry of a rated record: a ``RatedRecord`` in its JSON form.
+
+    Built as JSON values directly (decimal strings, ISO 8601 times), exactly what
+    ``RatedRecord.model_dump(mode="json")`` gives, because building and dumping 10,000 models
+    per batch was a tenth of the intake's time; consumers validate it with ``RatedRecord``.
+    """
     charge = outcome.charge
     assert charge is not None and outcome.currency is not None
     assert outcome.account_id and outcome.line_id and outcome.subscription_id and outcome.plan_id
-    return RatedRecord(
-        record_id=record_id,
-        source=source,
-        account_id=outcome.account_id,
-        line_id=outcome.line_id,
-        subscription_id=outcome.subscription_id,
-        plan_id=outcome.plan_id,
-        service=service,
-        started_at=started_at,
-        quantity=charge.quantity,
-        billed_quantity=charge.billed_quantity,
-        unit=charge.unit,
-        amount=charge.amount,
-        currency=outcome.currency,
-        destination=destination,
-        plan_version=outcome.plan_version,
-        pricing=charge.pricing,
-        chargeable_quantity=charge.chargeable_quantity,
-        allowance_code=charge.allowance_code,
-        allowance_used=charge.allowance_used,
-        rating_plan=charge.rating_plan,
-    )
+    return {
+        "record_id": record_id,
+        "source": source,
+        "account_id": outcome.account_id,
+        "line_id": outcome.line_id,
+        "subscription_id": outcome.subscription_id,
+        "plan_id": outcome.plan_id,
+        "service": service,
+        "started_at": started_at.isoformat(),
+        "quantity": _dec(charge.quantity),
+        "billed_quantity": _dec(charge.billed_quantity),
+        "unit": charge.unit,
+        "amount": _dec(charge.amount),
+        "currency": outcome.currency,
+        "destination": destination,
+        "plan_version": outcome.plan_version,
+        "pricing": charge.pricing,
+        "chargeable_quantity": _dec(charge.chargeable_quantity),
+        "allowance_code": charge.allowance_code,
+        "allowance_used": _dec(charge.allowance_used),
+        "rating_plan": charge.rating_plan,
+    }
 
 
 def _malformed(message: str) -> Outcome:
@@ -454,7 +463,7 @@ async def ingest(
     await settle(session, tenant, batch, {i for i in fresh if ids[i] in inserted}, now)
 
     summary = IngestSummary(received=len(records))
-    rated: list[RatedRecord] = []
+    rated: list[dict[str, Any]] = []
     for index, rec in enumerate(records):
         first = earlier[index]
         if first is None and keys[index] not in stored and ids.get(index) in inserted:

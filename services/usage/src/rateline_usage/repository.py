@@ -31,6 +31,8 @@ from rateline_usage.db import (
     lines,
     plan_migrations,
     plan_versions,
+    rerating_adjustments,
+    rerating_jobs,
     subscriptions,
     tariff_imports,
     usage_records,
@@ -761,3 +763,140 @@ async def list_mappings(
     stmt = paginate(stmt, column_mappings.c.created_at, column_mappings.c.id, cursor, limit)
     rows = list((await session.execute(stmt)).mappings().all())
     return page_of(rows, limit)
+
+
+# --- re-rating jobs -----------------------------------------------------------------------
+OPEN_JOB_STATUSES = ("queued", "running")
+_OPEN_JOB = text("rerating_jobs.status IN ('queued', 'running')")
+_SCOPE_COLUMNS = {
+    "line": usage_records.c.line_id, "account": usage_records.c.account_id, "plan": usage_records.c.plan_id,
+}
+
+
+def _in_scope(
+    tenant: str, kind: str, scope_id: str | None, started_from: datetime, started_before: datetime
+) -> list[Any]:
+    """Rated records of the job's scope whose start is in [started_from, started_before)."""
+    cond = [
+        usage_records.c.tenant == tenant,
+        usage_records.c.status == "rated",
+        usage_records.c.started_at >= started_from,
+        usage_records.c.started_at < started_before,
+    ]
+    if kind == "tariff":
+        cond.append(usage_records.c.pricing == "tariff")
+    else:
+        cond.append(_SCOPE_COLUMNS[kind] == scope_id)
+    return cond
+
+
+async def count_in_scope(
+    session: AsyncSession,
+    tenant: str,
+    kind: str,
+    scope_id: str | None,
+    started_from: datetime,
+    started_before: datetime,
+) -> tuple[int, str | None]:
+    """How many records a new job covers, and the greatest of their ids (its upper bound)."""
+    row = (
+        await session.execute(
+            select(func.count(), func.max(usage_records.c.id)).where(
+                *_in_scope(tenant, kind, scope_id, started_from, started_before)
+            )
+        )
+    ).one()
+    return int(row[0]), row[1]
+
+
+async def insert_rerating_job(session: AsyncSession, tenant: str, values: dict[str, Any]) -> RowMapping:
+    return await generic.insert_row(session, rerating_jobs, {"tenant": tenant, **values})
+
+
+async def get_rerating_job(session: AsyncSession, tenant: str, ident: str) -> RowMapping | None:
+    return await generic.get(session, rerating_jobs, tenant, ident)
+
+
+async def list_rerating_jobs(
+    session: AsyncSession, tenant: str, *, status: str | None, cursor: str | None, limit: int
+) -> tuple[list[RowMapping], str | None]:
+    return await generic.list_page(
+        session, rerating_jobs, tenant, cursor=cursor, limit=limit, filters={"status": status}
+    )
+
+
+async def claim_rerating_job(session: AsyncSession) -> RowMapping | None:
+    """An open job (any tenant) no other worker holds, least recently advanced first; locked
+    until the commit, so two workers never process one job at once."""
+    stmt = (
+        select(rerating_jobs)
+        .where(_OPEN_JOB)  # literally the partial index's predicate, so that the index serves it
+        .order_by(rerating_jobs.c.updated_at, rerating_jobs.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    return (await session.execute(stmt)).mappings().first()
+
+
+async def lock_rerating_job(session: AsyncSession, tenant: str, ident: str) -> RowMapping | None:
+    stmt = select(rerating_jobs).where(rerating_jobs.c.tenant == tenant, rerating_jobs.c.id == ident).with_for_update()
+    return (await session.execute(stmt)).mappings().first()
+
+
+async def update_rerating_job(session: AsyncSession, tenant: str, ident: str, values: dict[str, Any]) -> None:
+    await session.execute(
+        update(rerating_jobs).where(rerating_jobs.c.tenant == tenant, rerating_jobs.c.id == ident).values(**values)
+    )
+
+
+async def lock_job_records(session: AsyncSession, job: RowMapping, limit: int) -> list[RowMapping]:
+    """The job's next ``limit`` records after its cursor (keyset over the record id, up to the
+    job's bound), locked until the commit: a concurrent job on the same records waits and then
+    reads what this one wrote."""
+    if job["until_id"] is None:
+        return []
+    cond = _in_scope(job["tenant"], job["scope_kind"], job["scope_id"], job["started_from"], job["started_before"])
+    cond.append(usage_records.c.id <= job["until_id"])
+    if job["cursor"] is not None:
+        cond.append(usage_records.c.id > job["cursor"])
+    stmt = select(usage_records).where(*cond).order_by(usage_records.c.id).limit(limit).with_for_update()
+    return list((await session.execute(stmt)).mappings().all())
+
+
+_RERATED_TYPES = {
+    "id": "varchar", "amount": "numeric", "billed_quantity": "numeric", "chargeable_quantity": "numeric",
+    "plan_version": "int", "rating_plan": "varchar", "tariff_intervals": "jsonb",
+}
+_UPDATE_RERATED = text(
+    "UPDATE usage_records r SET "  # noqa: S608
+    + ", ".join(f"{c} = u.{c}" for c in _RERATED_TYPES if c != "id")
+    + ", updated_at = :now "
+    f"FROM {_unnest(list(_RERATED_TYPES), _RERATED_TYPES)} "
+    "WHERE r.tenant = :tenant AND r.id = u.id AND r.status = 'rated'"
+)
+
+
+async def update_rerated_records(
+    session: AsyncSession, tenant: str, rows: Sequence[dict[str, Any]], now: datetime
+) -> None:
+    """Write the new rating of re-rated records (one statement; ``tariff_intervals`` as JSON text)."""
+    if rows:
+        params: dict[str, Any] = _columns(rows, _RERATED_TYPES)
+        await session.execute(_UPDATE_RERATED, params | {"tenant": tenant, "now": now})
+
+
+async def insert_rerating_adjustments(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(rerating_adjustments.insert(), list(rows))
+
+
+async def list_rerating_adjustments(
+    session: AsyncSession, tenant: str, job_id: str, *, cursor: str | None, limit: int
+) -> tuple[list[RowMapping], str | None]:
+    """A job's adjustments in record order (its chunks are written in record-id order)."""
+    stmt = select(rerating_adjustments).where(
+        rerating_adjustments.c.tenant == tenant, rerating_adjustments.c.job_id == job_id
+    )
+    stmt = paginate(stmt, rerating_adjustments.c.created_at, rerating_adjustments.c.usage_id, cursor, limit)
+    rows = list((await session.execute(stmt)).mappings().all())
+    return page_of(rows, limit, id_attr="usage_id")

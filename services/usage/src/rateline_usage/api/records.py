@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.engine import RowMapping
 
@@ -284,13 +284,16 @@ async def post_records(
         [to_record_in(r) for _, r in rows],
         default_region=settings.default_country,
     )
-    return IngestResult(
+    result = IngestResult.model_construct(
         received=summary.received,
         rated=summary.rated,
         rejected=summary.rejected,
         duplicates=summary.duplicates,
         results=[result_of(r, rows[r.index][0]) for r in summary.results],
     )
+    # Serialized here, once: returned as a model, FastAPI would dump it to dicts and validate
+    # them again against the response model, which for 10,000 results costs more than rating.
+    return Response(result.model_dump_json(exclude_none=True), media_type="application/json")  # type: ignore[return-value]
 
 
 def to_record_in(r: UsageRecordIn, *, raw: str | None = None, import_id: str | None = None) -> intake.RecordIn:
@@ -312,8 +315,10 @@ def to_record_in(r: UsageRecordIn, *, raw: str | None = None, import_id: str | N
 
 
 def result_of(r: intake.ItemResult, row: int | None) -> RecordResult:
-    return RecordResult(
-        index=r.index, row=row, record_id=r.record_id, status=r.status,
+    # Built from values the intake produced (already typed): no validation needed.
+    return RecordResult.model_construct(
+        index=r.index, row=row, record_id=r.record_id,
+        status=r.status,  # type: ignore[arg-type]  # intake's statuses are the Literal's values
         id=r.id, reason=r.reason, message=r.message,
     )
 

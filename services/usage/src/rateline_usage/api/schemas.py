@@ -6,7 +6,16 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from rateline_shared.db import utcnow
 from rateline_shared.money import DecimalString, MoneyModel
@@ -339,3 +348,117 @@ class AllowanceBalance(BaseModel):
 class BalanceList(BaseModel):
     at: dt.datetime = Field(description="The instant whose billing cycles are shown")
     items: list[AllowanceBalance]
+
+
+# --- re-rating jobs -------------------------------------------------------------------------
+MAX_RERATING_SPAN = dt.timedelta(days=366)
+
+
+class ReratingJobIn(Input):
+    """A re-rating job: exactly one scope, a period of record starts and a reason."""
+
+    line_id: str | None = Field(default=None, min_length=1, max_length=36, description="The line's records")
+    account_id: str | None = Field(default=None, min_length=1, max_length=36, description="The account's records")
+    plan_id: str | None = Field(default=None, min_length=1, max_length=36, description="Records rated on the plan")
+    tariff: StrictBool | None = Field(default=None, description="true: every record priced by a tariff")
+    started_from: AwareDatetime = Field(description="Records that started at or after this (with an offset)")
+    started_before: AwareDatetime = Field(
+        description="...and before this; at most 366 days after started_from"
+    )
+    reason: str = Field(min_length=1, max_length=200, description="Why (sent on with the adjustments)",
+                        examples=["RT_120C peak rate corrected"])
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the reason must not be blank")
+        return value
+
+    @field_validator("started_before")
+    @classmethod
+    def _period(cls, value: dt.datetime, info: ValidationInfo) -> dt.datetime:
+        start = info.data.get("started_from")
+        if start is not None:
+            if value <= start:
+                raise ValueError("started_before must be after started_from")
+            if value - start > MAX_RERATING_SPAN:
+                raise ValueError("the period spans at most 366 days")
+        return value
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> ReratingJobIn:
+        if self.tariff is False:
+            raise ValueError('"tariff" can only be true')
+        given = [n for n in ("line_id", "account_id", "plan_id", "tariff") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError('give exactly one scope: "line_id", "account_id", "plan_id" or "tariff": true')
+        return self
+
+    def scope(self) -> tuple[str, str | None]:
+        """``(kind, id)``: line | account | plan with its id, or ``("tariff", None)``."""
+        for kind in ("line", "account", "plan"):
+            value = getattr(self, f"{kind}_id")
+            if value is not None:
+                return kind, value
+        return "tariff", None
+
+
+class ReratingScope(BaseModel):
+    kind: Literal["line", "account", "plan", "tariff"]
+    id: str | None = Field(description="The line, account or plan; null for tariff")
+
+
+class ReratingPeriod(BaseModel):
+    started_from: dt.datetime
+    started_before: dt.datetime = Field(description="Exclusive")
+
+
+class ReratingJob(BaseModel):
+    id: str
+    status: Literal["queued", "running", "completed", "failed"]
+    scope: ReratingScope
+    period: ReratingPeriod
+    reason: str
+    total: int = Field(description="Rated records in scope when the job was created")
+    processed: int = Field(description="Records re-rated so far (changed, unchanged or skipped)")
+    changed: int = Field(description="Records whose amount or chargeable quantity changed (one adjustment each)")
+    skipped: int = Field(description="Records that cannot be rated now, left unchanged")
+    skipped_reasons: dict[str, int] = Field(description="Skipped records per reason, e.g. unknown-destination")
+    deltas: dict[str, DecimalString] = Field(description="Sum of the adjustments per currency (new - old)")
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    error: str | None = Field(description="The last failure of a chunk (the job's error when failed)")
+
+
+class ReratingJobPage(BaseModel):
+    items: list[ReratingJob]
+    next_cursor: str | None = None
+
+
+class ReratingAdjustment(BaseModel):
+    usage_record_id: str = Field(description="The usage record (its `id`)")
+    source: str
+    record_id: str
+    account_id: str
+    subscription_id: str
+    plan_id: str
+    service: str
+    started_at: dt.datetime
+    currency: str
+    old_amount: DecimalString
+    new_amount: DecimalString
+    delta: DecimalString = Field(description="new_amount - old_amount")
+    old_chargeable_quantity: DecimalString
+    new_chargeable_quantity: DecimalString
+    previous: dict[str, Any] = Field(
+        description="The record's rating before: billed_quantity, plan_version, rating_plan, tariff_intervals, "
+        "rated_at"
+    )
+    created_at: dt.datetime
+
+
+class ReratingAdjustmentPage(BaseModel):
+    items: list[ReratingAdjustment]
+    next_cursor: str | None = None

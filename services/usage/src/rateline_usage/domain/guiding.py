@@ -7,7 +7,8 @@ the record's start, the usage rate and the applicable allowance balances, or say
 the record cannot be rated yet (a stable reason code). :func:`price` rates a guided record,
 consuming allowances from a :class:`~rateline_usage.domain.allowances.Ledger`.
 :func:`rate_record` is both in one call: the one function that rates a record given the
-projections (intake and re-rating use it).
+projections (intake uses it; re-rating, ``domain/rerating.py``, guides the same way and prices
+with the allowance use the record already has).
 
 Plan version in force: ``rateline_rating.versions.version_in_force`` with the subscription's
 start at local midnight (the account's time zone) of its ``start_date`` and the plan's
@@ -355,7 +356,7 @@ def price(guided: Guided, directory: Directory, ledger: Ledger | None = None) ->
     code = chosen[0].code if chosen else None
     try:
         if rate.pricing == TARIFF:
-            charge_or_reason = _tariff(guided, directory, remaining, code)
+            charge_or_reason = tariff_charge(guided, directory, remaining, code)
             if isinstance(charge_or_reason, tuple):
                 reason, message = charge_or_reason
                 return _reject(reason, message, **_context(guided.line, guided.subscription, version))
@@ -378,9 +379,11 @@ def price(guided: Guided, directory: Directory, ledger: Ledger | None = None) ->
     )
 
 
-def _tariff(
+def tariff_charge(
     guided: Guided, directory: Directory, remaining: Decimal | None, code: str | None
 ) -> Charge | tuple[str, str]:
+    """A tariff-priced record's charge (``remaining`` of allowance ``code`` covering its first
+    increments), or ``(reason, message)`` when the tariff in force cannot price it."""
     usage, rate = guided.usage, guided.rate
     assert rate.tariff is not None and usage.msisdn is not None
     book = directory.tariff
