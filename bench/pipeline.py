@@ -3,8 +3,10 @@ rated and stored (the response of POST /v1/usage/records), and until the invoici
 projection has them (event relay + consumer), beside the raw ceilings of the same machine
 measured in the same run: JetStream publish rate and PostgreSQL COPY rate.
 
-    python -m bench.pipeline [records] [in_flight] [batch]
-        (default 1,000,000 records in batches of 5,000, two batches in flight at a time)
+    python -m bench.pipeline [records] [in_flight] [batch] [tariff]
+        (default 1,000,000 records in batches of 5,000, two batches in flight at a time;
+        "tariff": voice priced by the CGRateS engine from the imported oldtutorial plan, read
+        in Europe/Berlin, with a destination-scoped 300-minute allowance per line consumed first)
 
 Latency is per batch: from sending the POST to receiving the response that says every record
 of it is rated and stored; p50/p99/max are over all batches.
@@ -65,15 +67,35 @@ async def copy_ceiling(dsn: str, n: int = 200_000) -> float:
     return n / elapsed
 
 
-async def pipeline(stack: Stack, total: int, in_flight: int = 2, batch: int = BATCH) -> dict[str, Any]:
+async def pipeline(
+    stack: Stack, total: int, in_flight: int = 2, batch: int = BATCH, tariff: bool = False
+) -> dict[str, Any]:
     creds = stack.create_client(tenant="bench", scopes=["admin"], name="bench")
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=120) as http:
         tok = (await http.post("/oauth/token", data={"grant_type": "client_credentials"},
                                auth=(creds["client_id"], creds["client_secret"]))).json()["access_token"]
         http.headers["Authorization"] = f"Bearer {tok}"
+        rates: list[dict[str, Any]] = [
+            {"service": "voice", "unit": "minute", "price": "0.10", "first_increment": 60, "increment": 60}]
+        allowances: list[dict[str, Any]] = []
+        if tariff:  # voice by destination through the CGRateS engine, with a 300-minute bundle
+            import io
+            import zipfile
+
+            from rateline_shared.testing import shared_data_dir
+
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w") as z:
+                for path in sorted((shared_data_dir() / "cgrates" / "oldtutorial").glob("*.csv")):
+                    z.writestr(path.name, path.read_text())
+            imported = await http.post("/v1/tariff-imports", data={"format": "cgrates", "currency": "EUR", "timezone": "Europe/Berlin"},
+                                       files={"file": ("plan.zip", buf.getvalue(), "application/zip")})
+            assert imported.status_code == 201, imported.text
+            rates = [{"service": "voice", "unit": "minute", "pricing": "tariff", "tariff": {"category": "call", "subject": "1001"}}]
+            allowances = [{"code": "VOICE-300", "service": "voice", "quantity": "300", "unit": "minute", "destinations": ["1002"]}]
         plan = (await http.post("/v1/plans", json={
             "code": "BENCH", "name": "Bench", "currency": "EUR", "recurring_fee": "5.00", "billing_period": "monthly",
-            "rates": [{"service": "voice", "unit": "minute", "price": "0.10", "first_increment": 60, "increment": 60}]})).json()
+            "effective_from": "2026-01-01T00:00:00Z", "rates": rates, "allowances": allowances})).json()
         msisdns = [f"+4915123{i:06d}" for i in range(LINES)]
         accounts = []
         for m in msisdns:
@@ -95,6 +117,7 @@ async def pipeline(stack: Stack, total: int, in_flight: int = 2, batch: int = BA
             while not batches.empty():
                 b = batches.get_nowait()
                 records = [{"source": "bench", "record_id": f"b{i}", "service": "voice", "msisdn": msisdns[i % LINES],
+                            "destination": ("1002", "1003")[i % 2],
                             "started_at": (base + timedelta(seconds=i % 2_000_000)).isoformat(),
                             "duration_seconds": 1 + i % 600}
                            for i in range(b, min(total, b + batch))]
@@ -136,6 +159,7 @@ def main() -> None:
     total = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     in_flight = int(sys.argv[2]) if len(sys.argv) > 2 else 2
     batch = int(sys.argv[3]) if len(sys.argv) > 3 else BATCH
+    tariff = len(sys.argv) > 4 and sys.argv[4] == "tariff"
     with tempfile.TemporaryDirectory(prefix="rateline-bench-") as tmp:
         work = Path(tmp)
         pg = EmbeddedPostgres(work / "pg" / "data").start()
@@ -146,7 +170,7 @@ def main() -> None:
             pg.ensure_database("bench_raw")
             js_rate = asyncio.run(jetstream_ceiling(nc.url))
             copy_rate = asyncio.run(copy_ceiling(pg.url("bench_raw")))
-            r = asyncio.run(pipeline(stack, total, in_flight, batch))
+            r = asyncio.run(pipeline(stack, total, in_flight, batch, tariff))
         finally:
             stack.stop()
             nc.stop()
@@ -154,7 +178,8 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores")
     print("| figure | value |")
     print("|---|---|")
-    print(f"| records posted through the gateway | {r['records']:,} in batches of {r['batch']:,}, {r['in_flight']} in flight |")
+    pricing = "tariff (CGRateS engine) + allowance" if tariff else "per-minute plan rate"
+    print(f"| records posted through the gateway | {r['records']:,} in batches of {r['batch']:,}, {r['in_flight']} in flight; voice priced by {pricing} |")
     print(f"| ingest: rated and stored (response received) | {r['ingest_rate']:,.0f} records/s ({r['ingest_seconds']:.1f} s) |")
     print(f"| ingest-to-rated latency per batch of {r['batch']:,}: p50 / p99 / max | {r['batch_p50']:.2f} s / {r['batch_p99']:.2f} s / {r['batch_max']:.2f} s |")
     print(f"| until invoicing's projection has them all | {r['to_invoicing_rate']:,.0f} records/s ({r['to_invoicing_seconds']:.1f} s) |")
