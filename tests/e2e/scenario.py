@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from rateline_shared.testing import wait_until
+from rateline_shared.testing import shared_data_dir, wait_until
 from tests.e2e.conftest import Api
 
 PERIOD_START, PERIOD_END = date(2026, 10, 1), date(2026, 11, 1)
@@ -40,10 +42,12 @@ async def retry_until_created(api: Api, path: str, body: dict[str, Any]) -> dict
     return await wait_until(attempt, timeout=30)
 
 
-async def create_customer(api: Api, plan_id: str, msisdn: str, token: str = "tok_sandbox_success") -> dict[str, Any]:
+async def create_customer(
+    api: Api, plan_id: str, msisdn: str, token: str = "tok_sandbox_success", cycle_day: int = 1
+) -> dict[str, Any]:
     account = await api.ok(
         "POST", "/v1/accounts",
-        {"name": f"Subscriber {msisdn}", "currency": "EUR", "timezone": "Europe/Berlin", "bill_cycle_day": 1},
+        {"name": f"Subscriber {msisdn}", "currency": "EUR", "timezone": "Europe/Berlin", "bill_cycle_day": cycle_day},
     )
     line = await api.ok("POST", f"/v1/accounts/{account['id']}/lines", {"msisdn": msisdn, "activated_at": "2026-09-01T00:00:00Z"})
     sub = await retry_until_created(
@@ -137,3 +141,24 @@ def october(day: int, hour: int = 10) -> datetime:
     return datetime(2026, 10, day, hour, 0, tzinfo=UTC)
 
 
+
+
+def tariff_zip(
+    folder: str = "oldtutorial", *, skip: str = "", replace: tuple[str, str, str] | None = None,
+    append: tuple[str, str] | None = None,
+) -> bytes:
+    """A zip of one of the shared CGRateS tariff-plan folders, as an operator uploads it;
+    optionally without one file, with one text replaced (file, old, new) or appended (file, text)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for path in sorted((shared_data_dir() / "cgrates" / folder).glob("*.csv")):
+            if path.name == skip:
+                continue
+            text = path.read_text()
+            if replace and path.name == replace[0]:
+                assert replace[1] in text, replace
+                text = text.replace(replace[1], replace[2])
+            if append and path.name == append[0]:
+                text += append[1]
+            z.writestr(f"{folder}/{path.name}", text)
+    return buf.getvalue()

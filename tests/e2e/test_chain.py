@@ -14,6 +14,7 @@ from tests.e2e.scenario import (
     plan_body,
     run_bill_run,
     sms,
+    tariff_zip,
     voice,
     wait_billable,
     wait_usage_knows,
@@ -142,19 +143,10 @@ async def test_cgrates_tariff_plan_import_and_quote_through_the_gateway(api: Api
     then priced: 85 s from 1001 to 1002 on Monday 13:00 UTC (RP_RETAIL2 peak: connect fee 0.4,
     first 60 s at 0.2 per minute in 60 s steps, then 0.1 per minute in 1 s steps:
     0.4 + 0.2 + 25 x 0.001667 -> 0.64175 -> 0.6418 rounded *up to 4 decimals)."""
-    import io
-    import zipfile
-
-    from rateline_shared.testing import shared_data_dir
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for path in sorted((shared_data_dir() / "cgrates" / "oldtutorial").glob("*.csv")):
-            z.writestr(f"oldtutorial/{path.name}", path.read_text())
     resp = await api.http.post(
         "/v1/tariff-imports",
         data={"format": "cgrates", "currency": "EUR"},
-        files={"file": ("oldtutorial.zip", buf.getvalue(), "application/zip")},
+        files={"file": ("oldtutorial.zip", tariff_zip("oldtutorial"), "application/zip")},
     )
     assert resp.status_code == 201, resp.text
     quote = await api.ok("POST", "/v1/rating/quote", {

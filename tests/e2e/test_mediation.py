@@ -20,6 +20,7 @@ from tests.e2e.scenario import (
     all_pages,
     create_customer,
     plan_body,
+    tariff_zip,
     voice,
     wait_billable,
     wait_usage_knows,
@@ -198,28 +199,9 @@ async def test_bad_records_and_files_get_precise_answers(api: Api) -> None:
     assert len(await all_pages(api, "/v1/usage/records", source="bad-e2e")) == 1
 
     # Tariff zips: a missing file, and a malformed line, are refused with file/line/reason.
-    import io
-    import zipfile
-
-    from rateline_shared.testing import shared_data_dir
-
-    folder = shared_data_dir() / "cgrates" / "oldtutorial"
-
-    def zipped(skip: str = "", patch: tuple[str, str] | None = None) -> bytes:
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w") as z:
-            for path in sorted(folder.glob("*.csv")):
-                if path.name == skip:
-                    continue
-                text = path.read_text()
-                if patch and path.name == patch[0]:
-                    text += patch[1]
-                z.writestr(path.name, text)
-        return buf.getvalue()
-
     for blob, needle in (
-        (zipped(skip="Rates.csv"), "Rates.csv"),
-        (zipped(patch=("Rates.csv", "RT_BROKEN,0,abc,60s,1s,0s\n")), "Rates.csv"),
+        (tariff_zip(skip="Rates.csv"), "Rates.csv"),
+        (tariff_zip(append=("Rates.csv", "RT_BROKEN,0,abc,60s,1s,0s\n")), "Rates.csv"),
     ):
         resp = await api.http.post("/v1/tariff-imports", data={"format": "cgrates", "currency": "EUR"},
                                    files={"file": ("plan.zip", blob, "application/zip")})

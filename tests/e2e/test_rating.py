@@ -21,30 +21,32 @@ Expected figures are derived by hand (CGRateS rules in docs/api.md, section 3):
 
 from __future__ import annotations
 
-import io
 import uuid
-import zipfile
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from rateline_shared.testing import shared_data_dir, wait_until
+from rateline_shared.testing import wait_until
 from tests.e2e.conftest import Api, Receiver, body_json
-from tests.e2e.scenario import all_pages, run_bill_run, wait_bill_run, wait_billable, wait_usage_knows
+from tests.e2e.scenario import (
+    all_pages,
+    create_customer,
+    run_bill_run,
+    tariff_zip,
+    wait_bill_run,
+    wait_billable,
+    wait_usage_knows,
+)
 
 MB = 1024 * 1024
 MONDAY_1300 = datetime(2026, 10, 5, 13, 0, tzinfo=UTC)
 MONDAY_1400 = datetime(2026, 10, 5, 14, 0, tzinfo=UTC)
 
 
-async def import_tariffs(api: Api, folder: str = "oldtutorial") -> dict[str, Any]:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for path in sorted((shared_data_dir() / "cgrates" / folder).glob("*.csv")):
-            z.writestr(f"{folder}/{path.name}", path.read_text())
+async def import_tariffs(api: Api, blob: bytes | None = None) -> dict[str, Any]:
     resp = await api.http.post(
         "/v1/tariff-imports", data={"format": "cgrates", "currency": "EUR", "timezone": "UTC"},
-        files={"file": (f"{folder}.zip", buf.getvalue(), "application/zip")},
+        files={"file": ("oldtutorial.zip", blob or tariff_zip("oldtutorial"), "application/zip")},
     )
     assert resp.status_code == 201, resp.text
     return dict(resp.json())
@@ -67,26 +69,9 @@ def bundle_plan(code: str) -> dict[str, Any]:
 
 
 async def customer(api: Api, plan_id: str, msisdn: str, cycle_day: int) -> dict[str, Any]:
-    account = await api.ok("POST", "/v1/accounts", {
-        "name": f"Bundle {msisdn}", "currency": "EUR", "timezone": "Europe/Berlin", "bill_cycle_day": cycle_day,
-    })
-    line = await api.ok("POST", f"/v1/accounts/{account['id']}/lines",
-                        {"msisdn": msisdn, "activated_at": "2026-09-01T00:00:00Z"})
-
-    async def subscribe() -> dict[str, Any] | None:
-        resp = await api.post("/v1/subscriptions", {"account_id": account["id"], "line_id": line["id"],
-                                                    "plan_id": plan_id, "start_date": "2026-09-01"})
-        return dict(resp.json()) if resp.status_code == 201 else None
-
-    sub = await wait_until(subscribe, timeout=30)
-    await wait_until(lambda: _ok(api.post("/v1/payment-methods", {
-        "account_id": account["id"], "token": "tok_sandbox_success", "default": True})), timeout=30)
+    cust = await create_customer(api, plan_id, msisdn, cycle_day=cycle_day)
     await wait_usage_knows(api, msisdn)
-    return {"account": account, "line": line, "subscription": sub}
-
-
-async def _ok(request: Any) -> bool:
-    return bool((await request).status_code == 201)
+    return cust
 
 
 def call(rid: str, msisdn: str, seconds: int, when: datetime, destination: str = "1002") -> dict[str, Any]:
@@ -243,16 +228,9 @@ async def test_rerating_after_a_tariff_correction_adjusts_the_next_invoice(api: 
     (first,) = (await api.get("/v1/invoices", account_id=account_id)).json()["items"]
     assert first["total"] == {"amount": "4.24", "currency": "EUR"}  # 3.00 + 0.6418 + 0.6000 -> 1.24
 
-    corrected = io.BytesIO()
-    with zipfile.ZipFile(corrected, "w") as z:
-        for path in sorted((shared_data_dir() / "cgrates" / "oldtutorial").glob("*.csv")):
-            text = path.read_text()
-            if path.name == "Rates.csv":
-                assert "RT_20CNT,0.4,0.2,60s,60s,0s" in text
-                text = text.replace("RT_20CNT,0.4,0.2,60s,60s,0s", "RT_20CNT,0.4,0.3,60s,60s,0s")
-            z.writestr(path.name, text)
+    corrected = tariff_zip(replace=("Rates.csv", "RT_20CNT,0.4,0.2,60s,60s,0s", "RT_20CNT,0.4,0.3,60s,60s,0s"))
     resp = await api.http.post("/v1/tariff-imports", data={"format": "cgrates", "currency": "EUR"},
-                               files={"file": ("fixed.zip", corrected.getvalue(), "application/zip")})
+                               files={"file": ("fixed.zip", corrected, "application/zip")})
     assert resp.status_code == 201, resp.text
     fixed_import = resp.json()["id"]
 

@@ -30,7 +30,8 @@ from rateline_invoicing.domain.invoices import (
 )
 from rateline_invoicing.domain.numbering import due_date, format_invoice_number
 from rateline_invoicing.domain.payments import InvoiceStatus, settle
-from rateline_invoicing.domain.periods import BillingPeriod, check_period, local_midnight_utc
+from rateline_invoicing.domain.periods import BillingPeriod, check_period
+from rateline_rating.cycles import local_midnight_utc
 from rateline_shared.money import Money
 
 BERLIN = "Europe/Berlin"

@@ -14,7 +14,19 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+def known_zone(name: str | None) -> str:
+    """``name`` when it is an IANA zone ``zoneinfo`` knows, else ``"UTC"`` (the zone used for
+    an account a projection has not received yet, or whose zone it cannot read)."""
+    if name:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            return "UTC"
+        return name
+    return "UTC"
 
 
 def local_midnight_utc(day: date, tz: ZoneInfo) -> datetime:

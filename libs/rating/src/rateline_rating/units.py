@@ -35,7 +35,3 @@ def to_measured(quantity: Decimal, unit: str) -> Decimal:
     """``quantity`` of a priced ``unit`` in the service's measured unit (exact)."""
     return quantity * MEASURED_PER_UNIT[unit]
 
-
-def to_priced(measured: Decimal, unit: str) -> Decimal:
-    """A measured quantity in the priced ``unit`` (exact division, no rounding step here)."""
-    return measured / Decimal(MEASURED_PER_UNIT[unit])

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, String, Table, any_, bindparam, cast, func, select, text, tuple_, update
+from sqlalchemy import String, Table, any_, bindparam, cast, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
@@ -25,7 +25,6 @@ from rateline_shared import repository as generic
 from rateline_shared.pagination import page_of, paginate
 from rateline_usage.db import (
     accounts,
-    allowance_balances,
     column_mappings,
     imports,
     lines,
@@ -567,17 +566,6 @@ async def add_balance_use(
     if keys:
         params = _key_params(keys) | {"delta": [deltas[k] for k in keys]}
         await session.execute(_ADD_BALANCE_USE, {"tenant": tenant, "now": now, **params})
-
-
-async def balances_of_accounts(
-    session: AsyncSession, tenant: str, account_ids: Iterable[str], period_starts: Iterable[date]
-) -> list[RowMapping]:
-    stmt = select(allowance_balances).where(
-        allowance_balances.c.tenant == tenant,
-        allowance_balances.c.account_id == _any(account_ids),
-        allowance_balances.c.period_start == any_(bindparam(None, sorted(set(period_starts)), type_=ARRAY(Date))),
-    )
-    return list((await session.execute(stmt)).mappings().all())
 
 
 _SPEND_TYPES = {

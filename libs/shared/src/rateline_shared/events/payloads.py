@@ -6,6 +6,11 @@ is compatible; anything else bumps the version in ``dataschema``.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import gzip
+import json
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -326,3 +331,21 @@ class TariffImported(Payload):
     # The IANA zone the plan's timings (time bands, days, holidays) are read in (CGRateS's
     # ``default_timezone``); ``get_cost(..., timezone=...)``.
     timezone: str = "UTC"
+
+
+def encode_tariff_files(files: Mapping[str, str]) -> str:
+    """``TariffImported.files_gzip_b64`` of ``{file name: CSV text}``: base64 of gzip of the
+    JSON object, deterministic (sorted names, gzip mtime 0)."""
+    raw = json.dumps(dict(files), sort_keys=True, ensure_ascii=False).encode()
+    return base64.b64encode(gzip.compress(raw, mtime=0)).decode("ascii")
+
+
+def decode_tariff_files(files_gzip_b64: str) -> dict[str, str]:
+    """The inverse of :func:`encode_tariff_files`; ``ValueError`` when it is not such a text."""
+    try:
+        files = json.loads(gzip.decompress(base64.b64decode(files_gzip_b64, validate=True)))
+    except (binascii.Error, OSError, EOFError, ValueError) as exc:
+        raise ValueError(f"the tariff files cannot be decoded: {exc}") from exc
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        raise ValueError("the tariff files are not a JSON object of file name -> text")
+    return files

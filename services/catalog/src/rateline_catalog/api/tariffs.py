@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import gzip
-import json
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -46,7 +43,7 @@ from rateline_shared.auth import Principal, require_scope
 from rateline_shared.db import uow, utcnow
 from rateline_shared.errors import PROBLEM_RESPONSES, NotFound, PayloadTooLarge, Unprocessable, field_error
 from rateline_shared.events import new_event, publish_in_transaction
-from rateline_shared.events.payloads import TariffImported
+from rateline_shared.events.payloads import TariffImported, encode_tariff_files
 from rateline_shared.money import is_currency
 
 router = APIRouter(prefix="/v1", tags=["tariffs"], responses=PROBLEM_RESPONSES)
@@ -62,12 +59,6 @@ MAX_USAGE_UNITS = 31 * 86_400 * NANOS_PER_SECOND  # bounds the work of one quote
 # max_payload (8 MB in our configurations) and one that cannot be published would block the
 # outbox relay, so an import whose files would not fit comfortably is refused up front.
 MAX_EVENT_FILES_B64 = 4 * 1024 * 1024
-
-
-def encode_files(files: dict[str, str]) -> str:
-    """base64(gzip(JSON {file name: CSV text})), deterministic (sorted names, mtime 0)."""
-    raw = json.dumps(files, sort_keys=True, ensure_ascii=False).encode()
-    return base64.b64encode(gzip.compress(raw, mtime=0)).decode("ascii")
 
 
 def _invalid(field: str, code: str, message: str) -> Unprocessable:
@@ -127,7 +118,7 @@ async def import_tariffs(
             errors=[{"file": i.file, "line": i.line, "reason": i.reason} for i in err.issues],
             slug="invalid-tariff-plan",
         ) from err
-    files_b64 = encode_files(files)
+    files_b64 = encode_tariff_files(files)
     if len(files_b64) > MAX_EVENT_FILES_B64:
         raise PayloadTooLarge(
             f"the tariff plan compresses to {len(files_b64)} bytes (base64), more than the "

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from rateline_catalog.domain.plans import LINE_SUBJECT, TARIFF
-from rateline_rating.cycles import local_midnight_utc
+from rateline_rating.cycles import known_zone, local_midnight_utc
 from rateline_shared.events.payloads import UsageRate
 
 # CGRateS categories used for each service (the tariff's own category comes from the TariffRef).
@@ -59,12 +59,7 @@ def is_msisdn(subject: str) -> bool:
 
 def zone_of(name: str | None) -> ZoneInfo:
     """The account's time zone; UTC while its account has not reached the catalog."""
-    if name:
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    return ZoneInfo("UTC")
+    return ZoneInfo(known_zone(name))
 
 
 def started_at(sub: SubscriptionRef, zone: ZoneInfo) -> datetime:

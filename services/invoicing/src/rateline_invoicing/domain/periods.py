@@ -11,10 +11,11 @@ exists (01:00).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rateline_invoicing.domain.errors import PeriodError
+from rateline_rating.cycles import local_midnight_utc  # the one definition of a local day's start
 
 # A bill run over more than a year is certainly a typo (2062 for 2026), not a billing period.
 MAX_PERIOD_DAYS = 366
@@ -35,16 +36,6 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise PeriodError("timezone", f"{name!r} is not an IANA time zone") from exc
-
-
-def local_midnight_utc(day: date, tz: ZoneInfo) -> datetime:
-    """The first instant (UTC) whose local date in ``tz`` is ``day``.
-
-    ``fold=0`` (the default) resolves an ambiguous midnight to its first occurrence and a
-    non-existent midnight (clocks jump 00:00 -> 01:00) to the offset in force *before* the jump,
-    which is exactly the instant the day begins (local 01:00 after the jump).
-    """
-    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from rateline_invoicing.domain.errors import UnsupportedBillingPeriod
-from rateline_invoicing.domain.periods import local_midnight_utc, zone
-from rateline_rating.cycles import Cycle, cycle_containing, cycle_day_in, cycle_of
+from rateline_invoicing.domain.periods import zone
+from rateline_rating.cycles import Cycle, cycle_containing, cycle_day_in, cycle_of, local_midnight_utc
 
 # Months per term, and the word used in line descriptions and units.
 PERIOD_MONTHS = {"monthly": 1, "quarterly": 3, "yearly": 12}

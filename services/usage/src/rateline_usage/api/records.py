@@ -228,11 +228,6 @@ def _record(row: RowMapping) -> UsageRecord:
     return UsageRecord.model_validate({**row, "amount": amount})
 
 
-def record_out(row: RowMapping) -> UsageRecord:
-    """A stored record as the API shows it."""
-    return _record(row)
-
-
 @router.post(
     "/records",
     response_model=IngestResult,

@@ -22,9 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from rateline_rating.cycles import Cycle, cycle_containing, local_midnight_utc, previous_cycle
+from rateline_rating.cycles import Cycle, cycle_containing, known_zone, local_midnight_utc, previous_cycle
 from rateline_rating.tariffs.engine import RatingProfileNotFound, TariffError, UnauthorizedDestination
 from rateline_rating.versions import Migration, VersionRef, version_in_force
 from rateline_usage.domain.allowances import (
@@ -160,7 +160,7 @@ class Directory:
         last = self._cycles.get(account.account_id)
         if last is not None and last.start_utc <= at < last.end_utc:
             return last
-        cycle = cycle_containing(at, account.bill_cycle_day, _zone_name(account.timezone))
+        cycle = cycle_containing(at, account.bill_cycle_day, known_zone(account.timezone))
         self._cycles[account.account_id] = cycle
         return cycle
 
@@ -229,16 +229,6 @@ class Guided:
     candidates: tuple[tuple[AllowanceView, BalanceKey], ...] = ()
 
 
-def _zone_name(timezone: str | None) -> str:
-    if timezone:
-        try:
-            ZoneInfo(timezone)
-            return timezone
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    return "UTC"
-
-
 def _reject(reason: str, message: str, **context: str | int | None) -> Outcome:
     return Outcome(STATUS_REJECTED, reason, message, **context)  # type: ignore[arg-type]
 
@@ -251,25 +241,19 @@ def line_at(lines: Sequence[LineView], at: datetime) -> LineView | None:
 
 def local_date(at: datetime, timezone: str | None) -> date:
     """The calendar day of ``at`` in the account's time zone (UTC when it is not known)."""
-    return at.astimezone(ZoneInfo(_zone_name(timezone))).date()
-
-
-def subscription_on(subs: Sequence[SubscriptionView], day: date) -> SubscriptionView | None:
-    """The subscription in force on ``day``: the latest started on or before it."""
-    started = [s for s in subs if s.start_date <= day]
-    return max(started, key=lambda s: (s.start_date, s.activated_at)) if started else None
+    return at.astimezone(ZoneInfo(known_zone(timezone))).date()
 
 
 def subscription_start(subscription: SubscriptionView, account: AccountView | None) -> datetime:
     """Local midnight of the subscription's start date in the account's zone, as UTC."""
-    zone = ZoneInfo(_zone_name(account.timezone if account else None))
+    zone = ZoneInfo(known_zone(account.timezone if account else None))
     start: datetime = local_midnight_utc(subscription.start_date, zone)
     return start
 
 
 def previous_cycle_of(account: AccountView, cycle: Cycle) -> Cycle:
     """The account's cycle before ``cycle`` (rollover reads what was left of it)."""
-    return previous_cycle(cycle, account.bill_cycle_day, _zone_name(account.timezone))
+    return previous_cycle(cycle, account.bill_cycle_day, known_zone(account.timezone))
 
 
 def balance_key(allowance: AllowanceView, subscription: SubscriptionView, cycle: Cycle) -> BalanceKey:

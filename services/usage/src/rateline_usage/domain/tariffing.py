@@ -20,11 +20,7 @@ method and decimals; when nothing is covered it is the engine's cost unchanged.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import gzip
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -33,6 +29,7 @@ from typing import Any
 from rateline_rating.tariffs.csvimport import TariffImportError, parse_tariff_plan
 from rateline_rating.tariffs.engine import CostResult, Interval, get_cost, round_total
 from rateline_rating.tariffs.model import NANOS_PER_SECOND, DestinationRate, RatingProfile
+from rateline_shared.events.payloads import decode_tariff_files, encode_tariff_files
 from rateline_usage.domain.rating import (
     QUANTITY_UNITS,
     SERVICE_VOICE,
@@ -62,19 +59,14 @@ class TariffBook:
 
 
 def decode_files(files_gzip_b64: str) -> dict[str, str]:
-    """``{file name: text}`` from base64 of gzip of a JSON object."""
+    """``{file name: text}`` of an import (the contract's encoding, ``rateline_shared``)."""
     try:
-        files = json.loads(gzip.decompress(base64.b64decode(files_gzip_b64, validate=True)))
-    except (binascii.Error, OSError, EOFError, ValueError) as exc:
-        raise TariffFilesError(f"the tariff files cannot be decoded: {exc}") from exc
-    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
-        raise TariffFilesError("the tariff files are not a JSON object of file name -> text")
-    return files
+        return decode_tariff_files(files_gzip_b64)
+    except ValueError as exc:
+        raise TariffFilesError(str(exc)) from exc
 
 
-def encode_files(files: Mapping[str, str]) -> str:
-    """The inverse of :func:`decode_files` (what the catalog publishes)."""
-    return base64.b64encode(gzip.compress(json.dumps(dict(files)).encode())).decode()
+encode_files = encode_tariff_files  # what the catalog publishes (tests build imports with it)
 
 
 def compile_tariff(import_id: str, currency: str, timezone: str, files_gzip_b64: str) -> TariffBook:
