@@ -7,7 +7,6 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile, status
 from sqlalchemy.engine import RowMapping
@@ -28,6 +27,7 @@ from rateline_catalog.domain.quoting import (
     zone_of,
 )
 from rateline_catalog.events import SERVICE, TARIFF_IMPORTED
+from rateline_rating.cycles import known_zone
 from rateline_rating.tariffs.csvimport import (
     MAX_ZIP_BYTES,
     TariffImportError,
@@ -104,7 +104,7 @@ async def import_tariffs(
         raise _invalid("format", "unknown-format", "format must be one of: cgrates")
     if not is_currency(currency):
         raise _invalid("currency", "unknown-currency", "must be an ISO 4217 currency code")
-    if not _is_zone(timezone):
+    if known_zone(timezone) != timezone:
         raise _invalid("timezone", "unknown-timezone", "must be an IANA time zone, e.g. Europe/Berlin")
     data = await file.read(MAX_ZIP_BYTES + 1)
     if len(data) > MAX_ZIP_BYTES:
@@ -162,14 +162,6 @@ async def import_tariffs(
         id=import_id, format=format, currency=currency, timezone=timezone, counts=counts,
         in_force=True, created_at=now,
     )
-
-
-def _is_zone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
 
 
 def _import_view(row: RowMapping, in_force_id: str | None) -> TariffImport:
